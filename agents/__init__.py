@@ -1,0 +1,8 @@
+"""Agents: the Faust agents that decide and apply each change.
+
+The decision is a pure function (``decide``); applying it talks to a sink.
+"""
+
+from cdcsync.agents.decide import Decision, decide
+
+__all__ = ["Decision", "decide"]

@@ -1,0 +1,142 @@
+"""Debezium's change-event envelope, and turning raw Kafka records into changes.
+
+The sync agent consumes raw bytes and calls :func:`parse_change` itself, so a
+record that fails here becomes a dead letter instead of being dropped by Faust.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cdcsync.errors import SchemaError
+
+__all__ = ["ChangeEvent", "Envelope", "Ignored", "SourceInfo", "parse_change"]
+
+#: Debezium op codes and what they mean to us.
+OPS: dict[str, Literal["create", "update", "delete", "read"]] = {
+    "c": "create",
+    "u": "update",
+    "d": "delete",
+    "r": "read",  # snapshot read: treated like an upsert
+}
+
+
+class SourceInfo(BaseModel):
+    """The ``source`` block: where in PostgreSQL's log the change was read."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    table: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+    snapshot: str | None = None
+    lsn: int | None = None
+    txId: int | None = None  # noqa: N815 - Debezium's field name
+    ts_ms: int | None = None
+
+
+class Envelope(BaseModel):
+    """A Debezium change event value (JsonConverter, schemas disabled)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    op: str
+    source: SourceInfo | None = None
+    ts_ms: int | None = None
+
+
+class ChangeEvent(BaseModel):
+    """One row change of one entity, validated and keyed by the entity id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity_id: str
+    op: Literal["create", "update", "delete", "read"]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    #: Commit time in PostgreSQL (``source.ts_ms``), for commit-to-write latency.
+    committed_ms: int | None = None
+
+
+class Ignored(BaseModel):
+    """A record that is not a change to sync, with the documented reason it is skipped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity_id: str | None
+    reason: str
+
+
+def _loads(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{what} is not JSON: {exc}") from exc
+
+
+def parse_key(raw: bytes | None, *, key_field: str) -> str:
+    """Return the entity id from a Debezium key such as ``{"id": 42}``."""
+    if raw is None:
+        raise SchemaError("record has no key; Debezium keys every change by the primary key")
+    key = _loads(raw, "key")
+    if not isinstance(key, dict):
+        raise SchemaError(f"key must be a JSON object like {{{key_field!r}: …}}, got {key!r:.80}")
+    if key_field not in key or key[key_field] is None:
+        raise SchemaError(f"key {key!r:.80} has no {key_field!r} field")
+    value = key[key_field]
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise SchemaError(f"key field {key_field!r} must be a string or integer, got {value!r:.40}")
+    return str(value)
+
+
+def parse_change(
+    key: bytes | None, value: bytes | None, *, key_field: str
+) -> ChangeEvent | Ignored:
+    """Validate one raw record of an entity topic.
+
+    Returns the change, or :class:`Ignored` for records that carry no change
+    (tombstones after a delete). Raises :class:`SchemaError` with the reason
+    for anything malformed.
+    """
+    entity_id = parse_key(key, key_field=key_field)
+    if value is None:
+        return Ignored(entity_id=entity_id, reason="tombstone (follows the delete it belongs to)")
+    data = _loads(value, "value")
+    if not isinstance(data, dict):
+        raise SchemaError(f"value must be a JSON object (a Debezium envelope), got {type(data).__name__}")
+    try:
+        envelope = Envelope.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(f"not a Debezium envelope: {_first_error(exc)}") from exc
+    op = OPS.get(envelope.op)
+    if op is None:
+        raise SchemaError(
+            f"unsupported op {envelope.op!r}; expected one of {sorted(OPS)} "
+            "(truncates and messages are not synced row by row)"
+        )
+    row = envelope.before if op == "delete" else envelope.after
+    if row is None:
+        side = "before" if op == "delete" else "after"
+        hint = " (set REPLICA IDENTITY FULL on the table)" if op == "delete" else ""
+        raise SchemaError(f"op {envelope.op!r} without {side!r} row{hint}")
+    if key_field in row and str(row[key_field]) != entity_id:
+        raise SchemaError(
+            f"key {key_field}={entity_id} does not match the row's {key_field}={row[key_field]!r}"
+        )
+    return ChangeEvent(
+        entity_id=entity_id,
+        op=op,
+        before=envelope.before,
+        after=envelope.after,
+        committed_ms=envelope.source.ts_ms if envelope.source else envelope.ts_ms,
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    return f"{where}: {err['msg']}"

@@ -1,0 +1,104 @@
+"""Events cdcsync emits for downstream consumers: results and dead letters.
+
+Every consumed record ends as exactly one of these. Both carry
+``schema_version`` so consumers can evolve with them.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["DeadLetter", "ExternalRef", "RawRecord", "SourcePosition", "SyncResult"]
+
+SCHEMA_VERSION = 1
+
+Action = Literal["create", "update", "delete", "skip"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourcePosition(_Event):
+    """Where the event was read: topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class ExternalRef(_Event):
+    """The external object an action touched."""
+
+    type: str
+    id: str | None
+    link: str | None = None
+    row_id: str | None = None
+
+
+class SyncResult(_Event):
+    """What was done for one change, on the results topic."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["result"] = "result"
+    entity: str
+    entity_id: str
+    op: str | None
+    action: Action
+    reason: str
+    source: SourcePosition
+    external: ExternalRef | None = None
+    api_calls: int = 0
+    attempts: int = 1
+    #: PostgreSQL commit time (Debezium ``source.ts_ms``), when known.
+    committed_ms: int | None = None
+    received_ms: int
+    completed_ms: int
+    #: Commit to external write, or receive to completion when the commit time is unknown.
+    latency_ms: float
+
+
+class RawRecord(_Event):
+    """The original Kafka record, so a dead letter can be inspected and redriven."""
+
+    key: str | None
+    value: str | None
+    #: "utf-8" when key/value are text, "base64" when they were not valid UTF-8.
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+    @classmethod
+    def from_bytes(cls, key: bytes | None, value: bytes | None) -> RawRecord:
+        """Keep the bytes as text when they are UTF-8, else base64."""
+        try:
+            return cls(
+                key=key.decode() if key is not None else None,
+                value=value.decode() if value is not None else None,
+            )
+        except UnicodeDecodeError:
+            enc = base64.b64encode
+            return cls(
+                key=enc(key).decode() if key is not None else None,
+                value=enc(value).decode() if value is not None else None,
+                encoding="base64",
+            )
+
+
+class DeadLetter(_Event):
+    """An event cdcsync could not apply, with why and the original record."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["dead_letter"] = "dead_letter"
+    entity: str
+    entity_id: str | None
+    #: Short machine-readable class: schema, mapping, sink_permanent, sink_transient, internal.
+    reason: str
+    error_type: str
+    error: str
+    attempts: int = 1
+    source: SourcePosition
+    original: RawRecord
+    failed_ms: int
+    details: dict[str, Any] = {}

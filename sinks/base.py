@@ -1,0 +1,83 @@
+"""The contract between the sync agent and an external system.
+
+A sink is one configured target (one provider with its settings). The agent
+calls only these methods; every provider module beside this one implements
+them and translates its library's failures into ``SinkTransientError`` or
+``SinkPermanentError`` at the boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextvars
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CallCounter", "ExternalRecord", "Sink", "count_call", "call_counter"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalRecord:
+    """One object in the external system as last read or written."""
+
+    id: str
+    row_id: str | None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CallCounter:
+    """Counts the external API calls made while it is the current counter."""
+
+    calls: int = 0
+
+
+call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVar(
+    "cdcsync_call_counter", default=None
+)
+
+
+def count_call() -> None:
+    """Record one external API call against the current operation, if one is counting."""
+    counter = call_counter.get()
+    if counter is not None:
+        counter.calls += 1
+
+
+class Sink(abc.ABC):
+    """One external target; instances are long-lived and shared by concurrent operations."""
+
+    #: The external object type, for results ("contact", "case", ...).
+    object_type: str
+
+    @abc.abstractmethod
+    async def get(self, external_id: str) -> ExternalRecord | None:
+        """Fetch one object by its external id; ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    async def find(self, natural_key: Mapping[str, Any]) -> ExternalRecord | None:
+        """Find the object whose fields equal ``natural_key``; ``None`` if there is none."""
+
+    @abc.abstractmethod
+    async def create(self, payload: Mapping[str, Any]) -> ExternalRecord:
+        """Create an object and return it with its new id and ``rowId``."""
+
+    @abc.abstractmethod
+    async def update(self, external_id: str, payload: Mapping[str, Any]) -> ExternalRecord:
+        """Replace the mapped fields of an object and return it with its new ``rowId``."""
+
+    @abc.abstractmethod
+    async def delete(self, external_id: str) -> bool:
+        """Delete an object; ``False`` if it was already gone (deletes are idempotent)."""
+
+    @abc.abstractmethod
+    def list(self) -> AsyncIterator[ExternalRecord]:
+        """Iterate over every object, following the API's pagination."""
+
+    @abc.abstractmethod
+    def link(self, external_id: str) -> str:
+        """A URL a person can open to see the object."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default holds none."""

@@ -1,0 +1,3 @@
+from cdcsync.streams.app import main
+
+main()

@@ -1,0 +1,41 @@
+"""The sync-state tables, one per entity, changelog-backed."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from cdcsync.schemas.config import Config
+
+__all__ = ["bind_event", "declare_tables"]
+
+
+def declare_tables(app: faust.App, config: Config) -> dict[str, Any]:
+    """Declare ``state_<entity>`` for each entity: key = entity id, value = SyncState JSON."""
+    return {
+        name: app.Table(
+            config.state_table(name),
+            default=None,
+            partitions=config.topics.partitions,
+            key_type=str,
+            value_type=bytes,
+            key_serializer="json",
+            value_serializer="json",
+            help=f"sync state of {name}",
+        )
+        for name in config.entities
+    }
+
+
+def bind_event(event: EventT) -> None:
+    """Make ``event`` the current one for table writes in this task.
+
+    Faust sends a table write to the changelog partition of the *current*
+    event. Batches hold events of several partitions processed in concurrent
+    tasks, so each task names its own event before it writes state.
+    """
+    _current_event.set(weakref.ref(event))

@@ -1,0 +1,48 @@
+"""The topics cdcsync reads and writes, declared once, and their specs for pre-creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from cdcsync.schemas.config import Config
+from cdcsync.stack.kafka import TopicSpec
+
+__all__ = ["Topics", "declare_topics", "topic_specs"]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Faust handles of every topic, by role."""
+
+    entities: dict[str, faust.TopicT]
+    results: faust.TopicT
+    dead_letters: faust.TopicT
+
+
+def _raw(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    # Raw bytes in and out: we decode ourselves, so a bad record can be dead-lettered
+    # instead of being dropped inside Faust's deserializer.
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions, allow_empty=True)
+
+
+def declare_topics(app: faust.App, config: Config) -> Topics:
+    """Declare the entity, results and dead-letter topics on ``app``."""
+    n = config.topics.partitions
+    return Topics(
+        entities={name: _raw(app, e.topic, n) for name, e in config.entities.items()},
+        results=_raw(app, config.topics.results, n),
+        dead_letters=_raw(app, config.topics.dead_letters, n),
+    )
+
+
+def topic_specs(config: Config) -> list[TopicSpec]:
+    """Every topic to pre-create, all with the same partition count (co-partitioning)."""
+    n = config.topics.partitions
+    specs = [TopicSpec(e.topic, n) for e in config.entities.values()]
+    specs += [TopicSpec(config.topics.results, n), TopicSpec(config.topics.dead_letters, n)]
+    specs += [TopicSpec(config.changelog_topic(name), n, compacted=True)
+              for name in config.entities]
+    return specs

@@ -1,0 +1,231 @@
+"""The sync step on fake events, table and topics: every record ends in one event."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from cdcsync.agents.sync import EntitySync
+from cdcsync.errors import SinkPermanentError, SinkTransientError
+from cdcsync.schemas.config import EntityConfig
+from cdcsync.sinks.base import ExternalRecord, Sink, count_call
+
+
+class MemorySink(Sink):
+    """An external system in a dict; counts calls like a real sink."""
+
+    object_type = "contact"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self.fail_next: list[Exception] = []
+
+    def _rec(self, oid: str) -> ExternalRecord:
+        return ExternalRecord(oid, f"v{self.version}", dict(self.objects[oid]))
+
+    def _call(self) -> None:
+        count_call()
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    async def get(self, external_id):
+        self._call()
+        return self._rec(external_id) if external_id in self.objects else None
+
+    async def find(self, natural_key):
+        self._call()
+        for oid, fields in self.objects.items():
+            if all(fields.get(k) == v for k, v in natural_key.items()):
+                return self._rec(oid)
+        return None
+
+    async def create(self, payload):
+        self._call()
+        self.version += 1
+        oid = f"x{len(self.objects) + 1}"
+        self.objects[oid] = dict(payload)
+        return self._rec(oid)
+
+    async def update(self, external_id, payload):
+        self._call()
+        if external_id not in self.objects:
+            raise SinkPermanentError("gone", status_code=404)
+        self.version += 1
+        self.objects[external_id] = dict(payload)
+        return self._rec(external_id)
+
+    async def delete(self, external_id):
+        self._call()
+        return self.objects.pop(external_id, None) is not None
+
+    async def list(self):  # pragma: no cover - not used by the sync step
+        for oid in self.objects:
+            yield self._rec(oid)
+
+    def link(self, external_id):
+        return f"http://api.test/contacts/{external_id}"
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class Event:
+    key: bytes | None
+    value: bytes | None
+    message: Message
+
+
+@dataclass
+class Topic:
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        self.sent.append(json.loads(value))
+
+
+@dataclass
+class Topics:
+    results: Topic = field(default_factory=Topic)
+    dead_letters: Topic = field(default_factory=Topic)
+    entities: dict[str, Any] = field(default_factory=dict)
+
+
+CONFIG = EntityConfig(topic="cdcsync.contact", natural_key=["email"],
+                      mapping={"firstName": "first_name", "email": "email"},
+                      target={"provider": "memory"})
+
+
+@pytest.fixture
+def sync() -> EntitySync:
+    return EntitySync(entity="contact", config=CONFIG, sink=MemorySink(), table={},
+                      topics=Topics(), max_attempts=3)
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(self, op: str | None, row: dict | None = None, *, key: bytes | None = None,
+                 value: bytes | None = None) -> Event:
+        self.offset += 1
+        if value is None and op is not None:
+            value = json.dumps({"op": op, "before": row if op == "d" else None,
+                                "after": None if op == "d" else row,
+                                "source": {"ts_ms": 1}}).encode()
+        rid = (row or {}).get("id", 1)
+        return Event(key if key is not None else json.dumps({"id": rid}).encode(), value,
+                     Message("cdcsync.contact", 0, self.offset))
+
+
+ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org", "notes": ""}
+
+
+async def test_create_update_skip_delete(sync):
+    feed = Feed()
+    for event in [feed("c", ADA), feed("u", {**ADA, "notes": "n"}),
+                  feed("u", {**ADA, "first_name": "Bo"}), feed("d", ADA), feed(None, ADA)]:
+        await sync.process(event)
+    actions = [(r["action"], r["api_calls"]) for r in sync.topics.results.sent]
+    # create looks up the natural key first (2 calls); unmapped change and tombstone are free
+    assert actions == [("create", 2), ("skip", 0), ("update", 1), ("delete", 1), ("skip", 0)]
+    assert sync.sink.objects == {}
+    assert sync.topics.dead_letters.sent == []
+    assert sync.table["1"]["status"] == "deleted"
+
+
+async def test_redelivery_after_lost_state_adopts_instead_of_duplicating(sync):
+    feed = Feed()
+    create = feed("c", ADA)
+    await sync.process(create)
+    sync.table.clear()  # crash between the external write and the state write
+    await sync.process(create)
+    assert len(sync.sink.objects) == 1
+    assert sync.topics.results.sent[-1]["reason"].startswith("adopted existing object")
+
+
+async def test_redelivered_event_is_skipped(sync):
+    feed = Feed()
+    create = feed("c", ADA)
+    await sync.process(create)
+    await sync.process(create)
+    assert [r["action"] for r in sync.topics.results.sent] == ["create", "skip"]
+    assert len(sync.sink.objects) == 1
+
+
+@pytest.mark.parametrize(
+    ("event_kwargs", "reason", "message"),
+    [
+        ({"value": b"not json"}, "schema", "not JSON"),
+        ({"value": b"42"}, "schema", "JSON object"),
+        ({"value": b'{"op": "z", "after": {}}'}, "schema", "unsupported op"),
+        ({"key": b"oops", "value": b"{}"}, "schema", "key is not JSON"),
+    ],
+)
+async def test_bad_input_becomes_a_dead_letter_and_the_next_event_syncs(sync, event_kwargs,
+                                                                          reason, message):
+    feed = Feed()
+    await sync.process(feed(None, ADA, **event_kwargs))
+    await sync.process(feed("c", ADA))
+    (letter,) = sync.topics.dead_letters.sent
+    assert letter["reason"] == reason and message in letter["error"]
+    assert letter["original"]["value"] == event_kwargs["value"].decode()
+    assert letter["source"] == {"topic": "cdcsync.contact", "partition": 0, "offset": 1}
+    assert [r["action"] for r in sync.topics.results.sent] == ["create"]
+
+
+async def test_mapping_error_is_a_dead_letter(sync):
+    await sync.process(Feed()("c", {"id": 1, "email": "ada@x.org"}))
+    (letter,) = sync.topics.dead_letters.sent
+    assert letter["reason"] == "mapping" and "first_name" in letter["error"]
+    assert letter["entity_id"] == "1"
+
+
+async def test_transient_errors_are_retried_then_succeed(sync, monkeypatch):
+    monkeypatch.setattr("cdcsync.agents.sync.backoff_delay", lambda *a, **k: 0)
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    await sync.process(Feed()("c", ADA))
+    (result,) = sync.topics.results.sent
+    assert result["action"] == "create" and result["attempts"] == 2
+
+
+async def test_exhausted_retries_and_permanent_errors_dead_letter(sync, monkeypatch):
+    monkeypatch.setattr("cdcsync.agents.sync.backoff_delay", lambda *a, **k: 0)
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)] * 3
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    sync.sink.fail_next = [SinkPermanentError("422 bad email", status_code=422)]
+    await sync.process(feed("c", {**ADA, "id": 2, "email": "b@x.org"}))
+    reasons = [(d["reason"], d["attempts"]) for d in sync.topics.dead_letters.sent]
+    assert reasons == [("sink_transient", 3), ("sink_permanent", 1)]
+    assert sync.table["1"]["status"] == "failed" and "503" in sync.table["1"]["last_error"]
+
+
+async def test_update_of_an_externally_deleted_object_recreates_it(sync):
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    sync.sink.objects.clear()
+    await sync.process(feed("u", {**ADA, "first_name": "Bo"}))
+    assert [o["firstName"] for o in sync.sink.objects.values()] == ["Bo"]
+    assert sync.topics.results.sent[-1]["reason"] == "external object was gone; re-created"
+
+
+async def test_batch_keeps_order_per_key(sync):
+    feed = Feed()
+    bob = {**ADA, "id": 2, "email": "bob@x.org"}
+    events = [feed("c", ADA), feed("c", bob), feed("u", {**ADA, "first_name": "A2"}),
+              feed("u", {**bob, "first_name": "B2"}), feed("d", ADA)]
+    await sync.process_batch(events)
+    per_key: dict[str, list[str]] = {}
+    for r in sync.topics.results.sent:
+        per_key.setdefault(r["entity_id"], []).append(r["action"])
+    assert per_key == {"1": ["create", "update", "delete"], "2": ["create", "update"]}
+    assert [o["firstName"] for o in sync.sink.objects.values()] == ["B2"]
