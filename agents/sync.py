@@ -9,9 +9,10 @@ strictly in order, so the partition stays the lock for each entity.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from cdcsync.schemas.events import (
 )
 from cdcsync.schemas.state import SyncState
 from cdcsync.sinks.base import CallCounter, Sink, call_counter
+from cdcsync.sinks.registry import build_sink
 from cdcsync.streams.tables import bind_event
 
 if TYPE_CHECKING:
@@ -54,13 +56,18 @@ class EntitySync:
 
     entity: str
     config: EntityConfig
-    sink: Sink
+    sink_factory: Callable[[], Sink]
     table: Any  # faust Table[str, dict]
     topics: Topics
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
         self.fieldmap = FieldMap(self.config.mapping)
+
+    @functools.cached_property
+    def sink(self) -> Sink:
+        """The entity's sink, built on first use so operator commands need no API secrets."""
+        return self.sink_factory()
 
     async def process_batch(self, events: Sequence[EventT]) -> None:
         """Process one ``take_events`` batch: keys concurrently, each key in order."""
@@ -205,12 +212,14 @@ def _agent_for(sync: EntitySync, config: Config) -> Any:
 
 
 def register_sync_agents(app: faust.App, config: Config, topics: Topics,
-                         tables: dict[str, Any], sinks: dict[str, Sink]) -> list[EntitySync]:
+                         tables: dict[str, Any]) -> list[EntitySync]:
     """Declare one sync agent per configured entity."""
     syncs = []
     for entity, cfg in config.entities.items():
-        sync = EntitySync(entity=entity, config=cfg, sink=sinks[entity], table=tables[entity],
-                          topics=topics)
+        target = cfg.target
+        sync = EntitySync(entity=entity, config=cfg, table=tables[entity], topics=topics,
+                          sink_factory=functools.partial(build_sink, target.provider,
+                                                         target.settings))
         syncs.append(sync)
 
         app.agent(topics.entities[entity], name=f"sync-{entity}", concurrency=1)(

@@ -73,14 +73,22 @@ class TopicWatcher:
         for tp, end in self.consumer.end_offsets(parts).items():
             self.consumer.seek(tp, end)
 
-    def collect(self, want: Callable[[str, dict[str, Any]], bool], count: int, *,
+    def collect(self, want: Callable[[str, dict[str, Any]], bool], count: int | None = None, *,
+                until: Callable[[list[tuple[str, dict[str, Any]]]], bool] | None = None,
                 timeout_s: float = 60.0,
                 on_event: Callable[[str, dict[str, Any]], None] | None = None,
                 ) -> list[tuple[str, dict[str, Any]]]:
-        """Return ``count`` (topic, event) pairs accepted by ``want``, or all found by the timeout."""
+        """Gather (topic, event) pairs accepted by ``want`` until ``count`` of them, or
+        ``until(found)`` holds, or the timeout; returns what was found."""
         found: list[tuple[str, dict[str, Any]]] = []
         deadline = time.monotonic() + timeout_s
-        while len(found) < count and time.monotonic() < deadline:
+
+        def done() -> bool:
+            if until is not None:
+                return until(found)
+            return count is not None and len(found) >= count
+
+        while not done() and time.monotonic() < deadline:
             for tp, records in self.consumer.poll(timeout_ms=200).items():
                 for record in records:
                     event = json.loads(record.value)

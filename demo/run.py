@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from kafka import KafkaProducer
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess
 from cdcsync.refapi.server import run_in_thread
@@ -74,8 +76,15 @@ async def run_demo(config: Config, *, rows: int, keep_running: bool,
     say("4/5 changes in PostgreSQL")
     ids = await asyncio.to_thread(_changes, stack.pg_dsn(), tag, rows, say)
 
-    # rows inserts + 2 updates + 1 delete + its tombstone
-    expected = rows + 4
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    producer.send(config.entities["contact"].topic, key=json.dumps({"id": int(ids[1])}).encode(),
+                  value=b"{this is not a Debezium event")
+    producer.flush()
+    producer.close()
+    say(f"  produced a malformed record for {ids[1]} (a dead letter expected)")
+
+    # inserts + 2 updates + 1 delete + its tombstone + the malformed record
+    expected = rows + 5
     say(f"5/5 waiting for {expected} results")
 
     def show(topic: str, event: dict[str, Any]) -> None:
@@ -104,8 +113,9 @@ async def run_demo(config: Config, *, rows: int, keep_running: bool,
     latencies = [e["latency_ms"] for e in synced if e.get("committed_ms")]
     say("\nsummary")
     say(f"  changes seen   {len(events)} of {expected} expected")
-    say(f"  synced         {len(synced)} "
-        f"({', '.join(f'{a} {sum(e['action'] == a for e in synced)}' for a in ('create', 'update', 'delete'))})")
+    by_action = ", ".join(f"{a} {sum(e['action'] == a for e in synced)}"
+                          for a in ("create", "update", "delete"))
+    say(f"  synced         {len(synced)} ({by_action})")
     say(f"  skipped        {len(results) - len(synced)}")
     say(f"  dead-lettered  {len(letters)}")
     say(f"  API calls      {sum(e['api_calls'] for e in results)}")

@@ -39,8 +39,13 @@ class AppConfig(_Model):
     broker: str = "kafka://127.0.0.1:9092"
     store: str = "memory://"
     web_port: int = 6066
+    #: Where Faust keeps local table state (the changelog topics are the source of truth).
+    datadir: str = ".cdcsync/faust"
     batch_size: int = Field(default=200, ge=1)
     batch_within_s: float = Field(default=0.05, gt=0)
+    #: A crashed worker's partitions move to the others after this long.
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
 
 
 class TopicsConfig(_Model):

@@ -43,7 +43,7 @@ def register(app: faust.App, config: Config) -> None:
         elif action == "down":
             stack.down(wipe=wipe, progress=self.say)
         else:
-            stack.print_status(stack.status(), out=self.say)
+            self.say(stack.format_status(stack.status()))
 
     @app.command(
         option("--rows", type=int, default=5, help="contacts to insert"),

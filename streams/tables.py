@@ -21,10 +21,7 @@ def declare_tables(app: faust.App, config: Config) -> dict[str, Any]:
             config.state_table(name),
             default=None,
             partitions=config.topics.partitions,
-            key_type=str,
-            value_type=bytes,
-            key_serializer="json",
-            value_serializer="json",
+            # app defaults: JSON keys and values
             help=f"sync state of {name}",
         )
         for name in config.entities
