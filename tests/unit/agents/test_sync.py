@@ -106,7 +106,7 @@ CONFIG = EntityConfig(topic="cdcsync.contact", natural_key=["email"],
 
 @pytest.fixture
 def sync() -> EntitySync:
-    return EntitySync(entity="contact", config=CONFIG, sink=MemorySink(), table={},
+    return EntitySync(entity="contact", config=CONFIG, sink_factory=MemorySink, table={},
                       topics=Topics(), max_attempts=3)
 
 
