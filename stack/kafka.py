@@ -1,0 +1,321 @@
+"""Local Kafka broker (KRaft, single node, Maven Central jars) and topic admin with kafka-python."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdcsync.errors import StackError
+from cdcsync.stack.config_files import broker_properties, log4j_properties, render_properties
+from cdcsync.stack.processes import (
+    PidFile,
+    Progress,
+    check_port_free,
+    start_detached,
+    stop_pid,
+    tail,
+    wait_until,
+)
+from cdcsync.stack.settings import StackSettings
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, for_code
+
+__all__ = [
+    "TopicSpec",
+    "admin_client",
+    "cluster_id",
+    "config_current",
+    "ensure_topics",
+    "existing_topics",
+    "healthy",
+    "java",
+    "launch",
+    "pidfile",
+    "plan_topics",
+    "stop",
+    "wait_healthy",
+]
+
+log = logging.getLogger(__name__)
+
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the stack must have: its name, partition count and whether it is compacted."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_NAME.match(self.name) or self.name in (".", ".."):
+            raise ValueError(f"invalid Kafka topic name {self.name!r}: use 1-249 of [a-zA-Z0-9._-]")
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name}: partitions must be >= 1, not {self.partitions}")
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Topic-level configs for creation."""
+        return {"cleanup.policy": "compact"} if self.compacted else {}
+
+
+def plan_topics(specs: Iterable[TopicSpec], existing: Mapping[str, int]) -> list[TopicSpec]:
+    """The specs still to create; StackError if a spec conflicts with another or with the broker."""
+    wanted: dict[str, TopicSpec] = {}
+    for spec in specs:
+        seen = wanted.get(spec.name)
+        if seen is not None and seen != spec:
+            raise StackError(
+                f"topic {spec.name} is declared twice with different settings: {seen} vs {spec}"
+            )
+        wanted[spec.name] = spec
+    missing: list[TopicSpec] = []
+    for spec in wanted.values():
+        have = existing.get(spec.name)
+        if have is None:
+            missing.append(spec)
+        elif have != spec.partitions:
+            raise StackError(
+                f"topic {spec.name} exists with {have} partitions but {spec.partitions} are "
+                "configured; keys would land on other partitions than the agents' tables expect. "
+                f"Either set the partition count to {have} (CDCSYNC_PARTITIONS={have}) or delete "
+                "the topic and let `up` "
+                "recreate it (`python -m cdcsync.stack down --wipe` wipes all local Kafka data)"
+            )
+    return missing
+
+
+def java(settings: StackSettings) -> str:
+    """The java launcher: CDCSYNC_JAVA_HOME, JAVA_HOME, or PATH."""
+    for home in (settings.java_home, os.environ.get("JAVA_HOME")):
+        if home and (Path(home) / "bin" / "java").is_file():
+            return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise StackError(
+            "java not found; install a JDK 17 (apt-get install openjdk-17-jre-headless)"
+        )
+    return found
+
+
+def _server_properties(settings: StackSettings) -> Path:
+    return settings.kafka_dir / "server.properties"
+
+
+def _log_path(settings: StackSettings) -> Path:
+    return settings.logs_dir / "kafka.log"
+
+
+def pidfile(settings: StackSettings) -> PidFile:
+    """Pid file of the broker `up` started; its server.properties path proves the pid is ours."""
+    return PidFile(settings.pids_dir / "kafka.pid", marker=str(_server_properties(settings)))
+
+
+def _new_cluster_id() -> str:
+    """A Kafka Uuid in its base64url form, like `StorageTool random-uuid` prints."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def cluster_id(settings: StackSettings) -> str:
+    """The cluster id, generated on first use and kept in <home>/kafka/cluster.id."""
+    path = settings.kafka_dir / "cluster.id"
+    if path.is_file():
+        return path.read_text().strip()
+    settings.kafka_dir.mkdir(parents=True, exist_ok=True)
+    value = _new_cluster_id()
+    path.write_text(value + "\n")
+    return value
+
+
+def _jvm(settings: StackSettings, libs: Path, main: str, *args: str) -> list[str]:
+    return [
+        java(settings),
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{settings.kafka_dir / 'log4j.properties'}",
+        f"-Dkafka.logs.dir={settings.logs_dir}",
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
+    ]
+
+
+def _render(settings: StackSettings) -> str:
+    header = "Written by cdcsync.stack on every start; edit StackSettings instead."
+    return render_properties(broker_properties(settings), header=header)
+
+
+def config_current(settings: StackSettings) -> bool:
+    """True if the broker was started with the config the settings give now."""
+    try:
+        return _server_properties(settings).read_text() == _render(settings)
+    except OSError:
+        return False
+
+
+def _write_config(settings: StackSettings) -> Path:
+    settings.kafka_dir.mkdir(parents=True, exist_ok=True)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    props = _server_properties(settings)
+    props.write_text(_render(settings))
+    quiet = (
+        "kafka.controller",
+        "org.apache.kafka.controller",
+        "state.change.logger",
+        "kafka.log.LogCleaner",
+    )
+    (settings.kafka_dir / "log4j.properties").write_text(
+        render_properties(log4j_properties(_log_path(settings), quiet=quiet))
+    )
+    return props
+
+
+def _format_storage(settings: StackSettings, libs: Path, progress: Progress) -> None:
+    if (settings.kafka_dir / "data" / "meta.properties").is_file():
+        return
+    progress("kafka: formatting KRaft storage")
+    argv = _jvm(
+        settings,
+        libs,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id(settings),
+        "-c",
+        str(_server_properties(settings)),
+        "--ignore-formatted",
+    )
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StackError(f"kafka storage format failed: {(result.stderr or result.stdout).strip()}")
+
+
+def launch(settings: StackSettings, libs: Path, progress: Progress = print) -> int:
+    """Write config, format storage once and start the broker detached; returns its pid."""
+    for port, var in (
+        (settings.kafka_port, "CDCSYNC_KAFKA_PORT"),
+        (settings.controller_port, "CDCSYNC_CONTROLLER_PORT"),
+    ):
+        check_port_free(settings.host, port, what="kafka", env_var=var)
+    props = _write_config(settings)
+    _format_storage(settings, libs, progress)
+    argv = _jvm(settings, libs, "kafka.Kafka", str(props))
+    return start_detached(argv, pidfile=pidfile(settings), log_path=settings.logs_dir / "kafka.out")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def admin_client(settings: StackSettings, *, timeout: float = 10.0) -> KafkaAdminClient:
+    """A kafka-python admin client for the local broker (close it when done)."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="cdcsync-stack",
+        request_timeout_ms=int(timeout * 1000),
+        api_version_auto_timeout_ms=int(min(timeout, 5.0) * 1000),
+    )
+
+
+def healthy(settings: StackSettings, *, timeout: float = 5.0) -> bool:
+    """True if the broker answers metadata and lists itself as an active broker."""
+    if not _port_open(settings.host, settings.kafka_port):
+        return False
+    try:
+        admin = admin_client(settings, timeout=timeout)
+    except KafkaError:
+        return False
+    try:
+        return bool(admin.describe_cluster().get("brokers"))
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def wait_healthy(settings: StackSettings, pid: int | None) -> float:
+    """Block until the broker is healthy; StackError with the log tail if it dies or times out."""
+    return wait_until(
+        lambda: healthy(settings),
+        what="kafka",
+        timeout=settings.start_timeout,
+        interval=0.3,
+        pid=pid,
+        log_path=_log_path(settings),
+    )
+
+
+def existing_topics(admin: KafkaAdminClient) -> dict[str, int]:
+    """Every topic on the broker with its partition count."""
+    return {
+        t["topic"]: len(t["partitions"]) for t in admin.describe_topics() if t["error_code"] == 0
+    }
+
+
+def ensure_topics(
+    specs: Iterable[TopicSpec], *, settings: StackSettings | None = None
+) -> list[str]:
+    """Create the missing topics, leave existing ones; StackError on a partition-count mismatch."""
+    settings = settings or StackSettings()
+    specs = list(specs)
+    if not specs:
+        return []
+    try:
+        admin = admin_client(settings)
+    except KafkaError as exc:
+        raise StackError(
+            f"kafka at {settings.bootstrap_servers} is not reachable: {exc}; run `up`"
+        ) from exc
+    try:
+        missing = plan_topics(specs, existing_topics(admin))
+        if not missing:
+            return []
+        new = [NewTopic(s.name, s.partitions, 1, topic_configs=s.configs) for s in missing]
+        response = admin.create_topics(new, timeout_ms=30000)
+        for topic, code, *rest in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                message = rest[0] if rest and rest[0] else for_code(code).__name__
+                raise StackError(f"cannot create topic {topic}: {message}")
+        created = [s.name for s in missing]
+        log.info("created topics %s", created)
+        return created
+    finally:
+        admin.close()
+
+
+def stop(settings: StackSettings, *, timeout: float = 30.0) -> bool:
+    """SIGTERM the broker `up` started (controlled shutdown), SIGKILL after timeout."""
+    pf = pidfile(settings)
+    pid = pf.live_pid()
+    if pid is None:
+        pf.remove()
+        return False
+    if not stop_pid(pid, timeout=timeout):
+        raise StackError(
+            f"kafka pid {pid} did not stop; see {_log_path(settings)}\n{tail(_log_path(settings))}"
+        )
+    pf.remove()
+    return True

@@ -1,0 +1,112 @@
+"""The stack's config files render as Kafka, Connect and PostgreSQL expect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdcsync.stack.config_files import (
+    ENV_CONFIG_PROVIDER,
+    broker_properties,
+    log4j_properties,
+    pg_conf,
+    pg_hba,
+    render_properties,
+    worker_properties,
+)
+from cdcsync.stack.settings import StackSettings
+
+
+def _settings(tmp_path: Path, **kw: object) -> StackSettings:
+    return StackSettings(home=tmp_path / "home", cache=tmp_path / "cache", **kw)
+
+
+def _parse(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def test_render_properties_escapes_keys_values_and_skips_none() -> None:
+    text = render_properties(
+        {"a.b": "x=y", "k:ey": 1, "flag": True, "off": False, "none": None, "sp": " lead"}
+        | {"u": "é"},
+        header="first\nsecond",
+    )
+    assert text.splitlines() == [
+        "# first",
+        "# second",
+        "a.b=x=y",
+        "k\\:ey=1",
+        "flag=true",
+        "off=false",
+        "sp=\\ lead",
+        "u=\\u00e9",
+    ]
+
+
+def test_render_properties_escapes_backslashes_and_newlines() -> None:
+    assert render_properties({"p": "C:\\dir\nnext"}) == "p=C:\\\\dir\\nnext\n"
+
+
+def test_broker_is_kraft_single_node_on_configured_ports(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, kafka_port=19092, controller_port=19093)
+    props = _parse(render_properties(broker_properties(settings)))
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["transaction.state.log.min.isr"] == "1"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["log.dirs"] == str(settings.kafka_dir / "data")
+
+
+def test_worker_uses_schemaless_json_env_provider_and_plugin_path(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, connect_port=18083)
+    plugins = tmp_path / "plugins"
+    props = _parse(
+        render_properties(worker_properties(settings, plugin_path=plugins, discovery="only_scan"))
+    )
+    assert (
+        props["key.converter"]
+        == props["value.converter"]
+        == ("org.apache.kafka.connect.json.JsonConverter")
+    )
+    assert props["key.converter.schemas.enable"] == "false"
+    assert props["value.converter.schemas.enable"] == "false"
+    for kind in ("config", "offset", "status"):
+        assert props[f"{kind}.storage.replication.factor"] == "1"
+    assert props["offset.flush.interval.ms"] == "1000"
+    assert props["plugin.path"] == str(plugins)
+    assert props["plugin.discovery"] == "only_scan"
+    assert props["config.providers"] == "env"
+    assert props["config.providers.env.class"] == ENV_CONFIG_PROVIDER
+    assert props["listeners"] == "http://127.0.0.1:18083"
+    assert props["bootstrap.servers"] == settings.bootstrap_servers
+
+
+def test_log4j_writes_to_the_given_file(tmp_path: Path) -> None:
+    props = log4j_properties(tmp_path / "x.log", quiet=("org.reflections",))
+    assert props["log4j.rootLogger"] == "INFO, file"
+    assert props["log4j.appender.file.File"] == tmp_path / "x.log"
+    assert props["log4j.logger.org.reflections"] == "WARN"
+
+
+def test_pg_conf_enables_logical_decoding_on_loopback(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, pg_port=55555)
+    conf = pg_conf(settings)
+    assert "wal_level = logical" in conf
+    assert "listen_addresses = '127.0.0.1'" in conf
+    assert "port = 55555" in conf
+    assert f"unix_socket_directories = '{settings.pg_dir / 'run'}'" in conf
+    assert "max_replication_slots = 10" in conf
+
+
+def test_pg_hba_requires_passwords_over_tcp() -> None:
+    rows = [line.split() for line in pg_hba().splitlines() if not line.startswith("#")]
+    assert ["host", "replication", "all", "all", "scram-sha-256"] in rows
+    assert all(row[-1] != "trust" for row in rows if row[0] == "host")
