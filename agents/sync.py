@@ -25,7 +25,7 @@ from cdcsync.agents.retry import backoff_delay
 from cdcsync.errors import MappingError, SchemaError, SinkError, SinkTransientError
 from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import Config, EntityConfig
-from cdcsync.schemas.envelope import ChangeEvent, Ignored, parse_change
+from cdcsync.schemas.envelope import ChangeEvent, Ignored, parse_change, parse_key
 from cdcsync.schemas.events import (
     DeadLetter,
     ExternalRef,
@@ -88,8 +88,9 @@ class EntitySync:
         bind_event(event)
         entity_id: str | None = None
         try:
+            # The key first: a dead letter for a bad value still names its entity.
+            entity_id = parse_key(event.key, key_field=self.config.key)
             parsed = parse_change(event.key, event.value, key_field=self.config.key)
-            entity_id = parsed.entity_id
             if isinstance(parsed, Ignored):
                 await self._result(parsed.entity_id or "", None, Outcome("skip", parsed.reason,
                                    None, None), position, received, None, 0, 1)

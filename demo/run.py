@@ -77,7 +77,7 @@ async def run_demo(config: Config, *, rows: int, keep_running: bool,
     ids = await asyncio.to_thread(_changes, stack.pg_dsn(), tag, rows, say)
 
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
-    producer.send(config.entities["contact"].topic, key=json.dumps({"id": int(ids[1])}).encode(),
+    producer.send(config.entities["contact"].topic, key=json.dumps({"id": int(ids[1])}, separators=(",", ":")).encode(),
                   value=b"{this is not a Debezium event")
     producer.flush()
     producer.close()

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdcsync.errors import SchemaError
 
-__all__ = ["ChangeEvent", "Envelope", "Ignored", "SourceInfo", "parse_change"]
+__all__ = ["ChangeEvent", "Envelope", "Ignored", "SourceInfo", "parse_change", "parse_key"]
 
 #: Debezium op codes and what they mean to us.
 OPS: dict[str, Literal["create", "update", "delete", "read"]] = {

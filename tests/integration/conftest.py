@@ -6,7 +6,6 @@ tags its rows with a unique suffix so tests never see each other's data.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,9 +122,3 @@ def external(api: str) -> Iterator[Api]:
     client = Api(api)
     yield client
     client.client.close()
-
-
-def dumps_key(entity_id: int) -> bytes:
-    return json.dumps({"id": entity_id}).encode()
-
-

@@ -179,6 +179,7 @@ async def test_bad_input_becomes_a_dead_letter_and_the_next_event_syncs(sync, ev
     assert letter["reason"] == reason and message in letter["error"]
     assert letter["original"]["value"] == event_kwargs["value"].decode()
     assert letter["source"] == {"topic": "cdcsync.contact", "partition": 0, "offset": 1}
+    assert letter["entity_id"] == (None if "key" in event_kwargs else "1")
     assert [r["action"] for r in sync.topics.results.sent] == ["create"]
 
 
