@@ -208,7 +208,7 @@ def _agent_for(sync: EntitySync, config: Config) -> Any:
                                                within=config.app.batch_within_s):
             await sync.process_batch(events)
 
-    agent.__name__ = f"sync_{sync.entity}"
+    agent.__name__ = agent.__qualname__ = f"sync_{sync.entity}"
     return agent
 
 
