@@ -1,14 +1,14 @@
 """The exceptions cdcsync raises, under one root.
 
-    CdcsyncError
-    ├── ConfigurationError      the YAML file or the environment is wrong
-    ├── SchemaError             an event does not have the shape we expect
-    ├── MappingError            a row cannot be mapped to the external payload
-    ├── SinkError               an external system refused or failed a call
-    │   ├── SinkTransientError  worth retrying (timeouts, 5xx, 408, 429)
-    │   └── SinkPermanentError  retrying will not help (other 4xx)
-    ├── ConnectError            Kafka Connect rejected or lost a connector
-    └── StackError              the local stack could not be started or reached
+CdcsyncError
+├── ConfigurationError      the YAML file or the environment is wrong
+├── SchemaError             an event does not have the shape we expect
+├── MappingError            a row cannot be mapped to the external payload
+├── SinkError               an external system refused or failed a call
+│   ├── SinkTransientError  worth retrying (timeouts, 5xx, 408, 429)
+│   └── SinkPermanentError  retrying will not help (other 4xx)
+├── ConnectError            Kafka Connect rejected or lost a connector
+└── StackError              the local stack could not be started or reached
 """
 
 from __future__ import annotations

@@ -27,16 +27,15 @@ def _same(record: ExternalRecord, payload: Mapping[str, Any]) -> bool:
     return all(record.fields.get(k) == v for k, v in payload.items())
 
 
-async def _find(sink: Sink, payload: Mapping[str, Any], natural_key: Sequence[str]
-                ) -> ExternalRecord | None:
+async def _find(
+    sink: Sink, payload: Mapping[str, Any], natural_key: Sequence[str]
+) -> ExternalRecord | None:
     if not natural_key:
         return None
     return await sink.find({k: payload.get(k) for k in natural_key})
 
 
-async def apply_decision(
-    decision: Decision, *, sink: Sink, natural_key: Sequence[str]
-) -> Outcome:
+async def apply_decision(decision: Decision, *, sink: Sink, natural_key: Sequence[str]) -> Outcome:
     """Apply ``decision``; raises SinkError subclasses for the caller to retry or dead-letter."""
     if decision.action == "skip":
         return Outcome("skip", decision.reason, None, decision.external_id)
@@ -68,10 +67,12 @@ async def apply_decision(
     found = await _find(sink, payload, natural_key)
     if found is not None:
         if _same(found, payload):
-            return Outcome("update", "adopted existing object (natural key); already equal",
-                           found, found.id)
+            return Outcome(
+                "update", "adopted existing object (natural key); already equal", found, found.id
+            )
         record = await sink.update(found.id, payload)
-        return Outcome("update", "adopted existing object (natural key); updated",
-                       record, record.id)
+        return Outcome(
+            "update", "adopted existing object (natural key); updated", record, record.id
+        )
     record = await sink.create(payload)
     return Outcome("create", reason, record, record.id)

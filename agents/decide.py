@@ -56,8 +56,9 @@ def decide(
         except MappingError:
             # Without a full before image there is no natural key to look up.
             return Decision("skip", "row was never synced")
-        return Decision("delete", "row deleted; not in state, look up by natural key",
-                        payload=payload)
+        return Decision(
+            "delete", "row deleted; not in state, look up by natural key", payload=payload
+        )
 
     payload = fieldmap.to_external(change.after or {})
     digest = payload_hash(payload)
@@ -65,5 +66,10 @@ def decide(
         return Decision("create", "new row", payload=payload, payload_hash=digest)
     if state is not None and state.payload_hash == digest and state.status == "synced":
         return Decision("skip", "no mapped field changed", external_id=known_id)
-    return Decision("update", "mapped fields changed", payload=payload, payload_hash=digest,
-                    external_id=known_id)
+    return Decision(
+        "update",
+        "mapped fields changed",
+        payload=payload,
+        payload_hash=digest,
+        external_id=known_id,
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from cdcsync.errors import ConnectError
 
 __all__ = [

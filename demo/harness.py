@@ -37,7 +37,11 @@ class WorkerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cdcsync.streams", "worker", "-l", "info"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -65,19 +69,27 @@ class TopicWatcher:
     """Reads JSON events appended to some topics after the watcher was created."""
 
     def __init__(self, bootstrap: str, topics: Iterable[str]) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      group_id=None)
-        parts = [TopicPartition(t, p) for t in topics
-                 for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        )
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(self.consumer.partitions_for_topic(t) or ())
+        ]
         self.consumer.assign(parts)
         for tp, end in self.consumer.end_offsets(parts).items():
             self.consumer.seek(tp, end)
 
-    def collect(self, want: Callable[[str, dict[str, Any]], bool], count: int | None = None, *,
-                until: Callable[[list[tuple[str, dict[str, Any]]]], bool] | None = None,
-                timeout_s: float = 60.0,
-                on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                ) -> list[tuple[str, dict[str, Any]]]:
+    def collect(
+        self,
+        want: Callable[[str, dict[str, Any]], bool],
+        count: int | None = None,
+        *,
+        until: Callable[[list[tuple[str, dict[str, Any]]]], bool] | None = None,
+        timeout_s: float = 60.0,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> list[tuple[str, dict[str, Any]]]:
         """Gather (topic, event) pairs accepted by ``want`` until ``count`` of them, or
         ``until(found)`` holds, or the timeout; returns what was found."""
         found: list[tuple[str, dict[str, Any]]] = []

@@ -32,8 +32,7 @@ class FieldMap:
         missing = sorted(c for c in self.fields.values() if c not in row)
         if missing:
             raise MappingError(
-                f"row has no column(s) {missing} named in the mapping; "
-                f"it has {sorted(row)[:20]}"
+                f"row has no column(s) {missing} named in the mapping; it has {sorted(row)[:20]}"
             )
         payload: dict[str, Any] = {}
         for field, column in self.fields.items():

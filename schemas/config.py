@@ -132,5 +132,3 @@ def load_config(path: Path | str | None = None) -> Config:
         raise ConfigurationError(
             f"{path}: invalid configuration ({exc.error_count()} errors):\n" + "\n".join(lines)
         ) from exc
-
-

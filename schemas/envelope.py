@@ -33,7 +33,7 @@ class SourceInfo(BaseModel):
     schema_: str | None = Field(default=None, alias="schema")
     snapshot: str | None = None
     lsn: int | None = None
-    txId: int | None = None  # noqa: N815 - Debezium's field name
+    txId: int | None = None
     ts_ms: int | None = None
 
 
@@ -107,7 +107,9 @@ def parse_change(
         return Ignored(entity_id=entity_id, reason="tombstone (follows the delete it belongs to)")
     data = _loads(value, "value")
     if not isinstance(data, dict):
-        raise SchemaError(f"value must be a JSON object (a Debezium envelope), got {type(data).__name__}")
+        raise SchemaError(
+            f"value must be a JSON object (a Debezium envelope), got {type(data).__name__}"
+        )
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:

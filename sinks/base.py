@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CallCounter", "ExternalRecord", "Sink", "count_call", "call_counter"]
+__all__ = ["CallCounter", "ExternalRecord", "Sink", "call_counter", "count_call"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
+
 from cdcsync.errors import StackError
 from cdcsync.stack.config_files import log4j_properties, render_properties, worker_properties
 from cdcsync.stack.kafka import java

@@ -14,6 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, for_code
+
 from cdcsync.errors import StackError
 from cdcsync.stack.config_files import broker_properties, log4j_properties, render_properties
 from cdcsync.stack.processes import (
@@ -26,9 +30,6 @@ from cdcsync.stack.processes import (
     wait_until,
 )
 from cdcsync.stack.settings import StackSettings
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, for_code
 
 __all__ = [
     "TopicSpec",

@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cdcsync
 import psycopg
+
+import cdcsync
 from cdcsync.connect.register import (
     connector_files as shipped_connector_files,
 )

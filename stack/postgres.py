@@ -13,6 +13,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
 from cdcsync.errors import StackError
 from cdcsync.stack.config_files import pg_conf, pg_hba
 from cdcsync.stack.processes import (
@@ -25,8 +28,6 @@ from cdcsync.stack.processes import (
     wait_until,
 )
 from cdcsync.stack.settings import StackSettings
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 __all__ = [
     "admin_dsn",

@@ -8,8 +8,8 @@ import faust
 from pydantic import ValidationError
 
 from cdcsync.agents.sync import register_sync_agents
-from cdcsync.schemas.config import Config, load_config
 from cdcsync.errors import ConfigurationError
+from cdcsync.schemas.config import Config, load_config
 from cdcsync.sinks.registry import settings_model
 from cdcsync.streams.tables import declare_tables
 from cdcsync.streams.topics import declare_topics
@@ -19,7 +19,7 @@ __all__ = ["create_app", "main"]
 
 def create_app(config: Config) -> faust.App:
     """Build the app: topics, tables, one sync agent per entity, the operator commands."""
-    from cdcsync.streams import commands  # noqa: PLC0415 - commands import this module
+    from cdcsync.streams import commands
 
     app = faust.App(
         config.app.id,
@@ -51,8 +51,9 @@ def _check_targets(config: Config) -> None:
         except ConfigurationError as exc:
             raise ConfigurationError(f"entities.{name}.target: {exc}") from None
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
             raise ConfigurationError(f"entities.{name}.target.settings: {problems}") from None
 
 

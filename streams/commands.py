@@ -22,8 +22,12 @@ def stack_up(config: Config, *, progress: Any = print) -> None:
     from cdcsync.connect.register import connector_files
     from cdcsync.stack import local
 
-    local.up(sql_files=[SCHEMA_SQL], topics=topic_specs(config),
-             connector_files=connector_files(), progress=progress)
+    local.up(
+        sql_files=[SCHEMA_SQL],
+        topics=topic_specs(config),
+        connector_files=connector_files(),
+        progress=progress,
+    )
 
 
 def register(app: faust.App, config: Config) -> None:
@@ -31,8 +35,12 @@ def register(app: faust.App, config: Config) -> None:
 
     @app.command(
         argument("action", type=click.Choice(["up", "down", "status"])),
-        option("--wipe", is_flag=True, default=False,
-               help="with down: also delete data, the replication slot and Connect offsets"),
+        option(
+            "--wipe",
+            is_flag=True,
+            default=False,
+            help="with down: also delete data, the replication slot and Connect offsets",
+        ),
     )
     async def local(self: Any, action: str, wipe: bool) -> None:
         """Run the local stack: PostgreSQL, Kafka (KRaft), Kafka Connect with Debezium."""
@@ -47,8 +55,12 @@ def register(app: faust.App, config: Config) -> None:
 
     @app.command(
         option("--rows", type=int, default=5, help="contacts to insert"),
-        option("--keep-running", is_flag=True, default=False,
-               help="leave the worker and the reference API running at the end"),
+        option(
+            "--keep-running",
+            is_flag=True,
+            default=False,
+            help="leave the worker and the reference API running at the end",
+        ),
     )
     async def demo(self: Any, rows: int, keep_running: bool) -> None:
         """The demo: stack, reference API and worker up, then rows change and sync."""

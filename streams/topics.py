@@ -24,8 +24,15 @@ class Topics:
 def _raw(app: faust.App, name: str, partitions: int) -> faust.TopicT:
     # Raw bytes in and out: we decode ourselves, so a bad record can be dead-lettered
     # instead of being dropped inside Faust's deserializer.
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", partitions=partitions, allow_empty=True)
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        allow_empty=True,
+    )
 
 
 def declare_topics(app: faust.App, config: Config) -> Topics:
@@ -43,6 +50,7 @@ def topic_specs(config: Config) -> list[TopicSpec]:
     n = config.topics.partitions
     specs = [TopicSpec(e.topic, n) for e in config.entities.values()]
     specs += [TopicSpec(config.topics.results, n), TopicSpec(config.topics.dead_letters, n)]
-    specs += [TopicSpec(config.changelog_topic(name), n, compacted=True)
-              for name in config.entities]
+    specs += [
+        TopicSpec(config.changelog_topic(name), n, compacted=True) for name in config.entities
+    ]
     return specs

@@ -70,9 +70,11 @@ def api(running_stack: StackSettings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def worker(running_stack: StackSettings, api: str, config_path: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(config_path=config_path,
-                         log_path=Path(running_stack.home) / "logs" / "worker-it.log",
-                         env={"CDCSYNC_IT_TOKEN": TOKEN})
+    proc = WorkerProcess(
+        config_path=config_path,
+        log_path=Path(running_stack.home) / "logs" / "worker-it.log",
+        env={"CDCSYNC_IT_TOKEN": TOKEN},
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -86,8 +88,9 @@ def db(running_stack: StackSettings) -> Iterator[psycopg.Connection[Any]]:
 
 @pytest.fixture
 def watcher(running_stack: StackSettings, config: Config) -> Iterator[TopicWatcher]:
-    w = TopicWatcher(running_stack.bootstrap_servers,
-                     [config.topics.results, config.topics.dead_letters])
+    w = TopicWatcher(
+        running_stack.bootstrap_servers, [config.topics.results, config.topics.dead_letters]
+    )
     yield w
     w.close()
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+
 from cdcsync.connect.register import connector_files
 from cdcsync.stack import TopicSpec, status, up
 from cdcsync.stack.settings import StackSettings
-from kafka import KafkaConsumer, TopicPartition
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from cdcsync.connect.register import connector_files
 from cdcsync.stack.config_files import CONNECT_TOPICS, ENV_CONFIG_PROVIDER
 from cdcsync.stack.local import demo_defaults

@@ -12,12 +12,21 @@ PAYLOAD = {"firstName": "Ada", "email": "a@x.org"}
 
 
 def change(op, row=ROW):
-    return ChangeEvent(entity_id="1", op=op, before=row if op == "delete" else None,
-                       after=None if op == "delete" else row)
+    return ChangeEvent(
+        entity_id="1",
+        op=op,
+        before=row if op == "delete" else None,
+        after=None if op == "delete" else row,
+    )
 
 
-SYNCED = SyncState(external_id="x1", row_id="r1", payload_hash=payload_hash(PAYLOAD),
-                   last_partition=0, last_offset=10)
+SYNCED = SyncState(
+    external_id="x1",
+    row_id="r1",
+    payload_hash=payload_hash(PAYLOAD),
+    last_partition=0,
+    last_offset=10,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,10 +38,22 @@ SYNCED = SyncState(external_id="x1", row_id="r1", payload_hash=payload_hash(PAYL
         ("update", {**ROW, "notes": "other"}, SYNCED, "skip", "x1", "no mapped field changed"),
         ("read", ROW, SYNCED, "skip", "x1", "no mapped field changed"),
         ("update", {**ROW, "first_name": "Bo"}, SYNCED, "update", "x1", "mapped fields changed"),
-        ("update", ROW, SYNCED.model_copy(update={"status": "failed"}), "update", "x1",
-         "mapped fields changed"),
-        ("update", ROW, SYNCED.model_copy(update={"status": "deleted", "external_id": None}),
-         "create", None, "new row"),
+        (
+            "update",
+            ROW,
+            SYNCED.model_copy(update={"status": "failed"}),
+            "update",
+            "x1",
+            "mapped fields changed",
+        ),
+        (
+            "update",
+            ROW,
+            SYNCED.model_copy(update={"status": "deleted", "external_id": None}),
+            "create",
+            None,
+            "new row",
+        ),
         ("delete", ROW, SYNCED, "delete", "x1", "row deleted"),
         ("delete", ROW, None, "delete", None, "look up by natural key"),
         ("delete", {"id": 1}, None, "skip", None, "never synced"),
@@ -49,8 +70,9 @@ def test_decision_table(op, row, state, action, external_id, reason):
         assert decision.payload_hash == payload_hash(decision.payload)
 
 
-@pytest.mark.parametrize(("partition", "offset", "skipped"),
-                         [(0, 9, True), (0, 10, True), (0, 11, False), (1, 5, False)])
+@pytest.mark.parametrize(
+    ("partition", "offset", "skipped"), [(0, 9, True), (0, 10, True), (0, 11, False), (1, 5, False)]
+)
 def test_redelivered_offsets_are_skipped(partition, offset, skipped):
     changed = change("update", {**ROW, "first_name": "Bo"})
     decision = decide(changed, SYNCED, fieldmap=MAP, partition=partition, offset=offset)

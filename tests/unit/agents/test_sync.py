@@ -99,31 +99,54 @@ class Topics:
     entities: dict[str, Any] = field(default_factory=dict)
 
 
-CONFIG = EntityConfig(topic="cdcsync.contact", natural_key=["email"],
-                      mapping={"firstName": "first_name", "email": "email"},
-                      target={"provider": "memory"})
+CONFIG = EntityConfig(
+    topic="cdcsync.contact",
+    natural_key=["email"],
+    mapping={"firstName": "first_name", "email": "email"},
+    target={"provider": "memory"},
+)
 
 
 @pytest.fixture
 def sync() -> EntitySync:
-    return EntitySync(entity="contact", config=CONFIG, sink_factory=MemorySink, table={},
-                      topics=Topics(), max_attempts=3)
+    return EntitySync(
+        entity="contact",
+        config=CONFIG,
+        sink_factory=MemorySink,
+        table={},
+        topics=Topics(),
+        max_attempts=3,
+    )
 
 
 class Feed:
     def __init__(self) -> None:
         self.offset = 0
 
-    def __call__(self, op: str | None, row: dict | None = None, *, key: bytes | None = None,
-                 value: bytes | None = None) -> Event:
+    def __call__(
+        self,
+        op: str | None,
+        row: dict | None = None,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+    ) -> Event:
         self.offset += 1
         if value is None and op is not None:
-            value = json.dumps({"op": op, "before": row if op == "d" else None,
-                                "after": None if op == "d" else row,
-                                "source": {"ts_ms": 1}}).encode()
+            value = json.dumps(
+                {
+                    "op": op,
+                    "before": row if op == "d" else None,
+                    "after": None if op == "d" else row,
+                    "source": {"ts_ms": 1},
+                }
+            ).encode()
         rid = (row or {}).get("id", 1)
-        return Event(key if key is not None else json.dumps({"id": rid}).encode(), value,
-                     Message("cdcsync.contact", 0, self.offset))
+        return Event(
+            key if key is not None else json.dumps({"id": rid}).encode(),
+            value,
+            Message("cdcsync.contact", 0, self.offset),
+        )
 
 
 ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org", "notes": ""}
@@ -131,8 +154,13 @@ ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org", "notes": ""}
 
 async def test_create_update_skip_delete(sync):
     feed = Feed()
-    for event in [feed("c", ADA), feed("u", {**ADA, "notes": "n"}),
-                  feed("u", {**ADA, "first_name": "Bo"}), feed("d", ADA), feed(None, ADA)]:
+    for event in [
+        feed("c", ADA),
+        feed("u", {**ADA, "notes": "n"}),
+        feed("u", {**ADA, "first_name": "Bo"}),
+        feed("d", ADA),
+        feed(None, ADA),
+    ]:
         await sync.process(event)
     actions = [(r["action"], r["api_calls"]) for r in sync.topics.results.sent]
     # create looks up the natural key first (2 calls); unmapped change and tombstone are free
@@ -170,8 +198,9 @@ async def test_redelivered_event_is_skipped(sync):
         ({"key": b"oops", "value": b"{}"}, "schema", "key is not JSON"),
     ],
 )
-async def test_bad_input_becomes_a_dead_letter_and_the_next_event_syncs(sync, event_kwargs,
-                                                                          reason, message):
+async def test_bad_input_becomes_a_dead_letter_and_the_next_event_syncs(
+    sync, event_kwargs, reason, message
+):
     feed = Feed()
     await sync.process(feed(None, ADA, **event_kwargs))
     await sync.process(feed("c", ADA))
@@ -222,8 +251,13 @@ async def test_update_of_an_externally_deleted_object_recreates_it(sync):
 async def test_batch_keeps_order_per_key(sync):
     feed = Feed()
     bob = {**ADA, "id": 2, "email": "bob@x.org"}
-    events = [feed("c", ADA), feed("c", bob), feed("u", {**ADA, "first_name": "A2"}),
-              feed("u", {**bob, "first_name": "B2"}), feed("d", ADA)]
+    events = [
+        feed("c", ADA),
+        feed("c", bob),
+        feed("u", {**ADA, "first_name": "A2"}),
+        feed("u", {**bob, "first_name": "B2"}),
+        feed("d", ADA),
+    ]
     await sync.process_batch(events)
     per_key: dict[str, list[str]] = {}
     for r in sync.topics.results.sent:

@@ -10,9 +10,21 @@ ROW = {"id": 42, "first_name": "Ada", "email": "ada@example.org"}
 
 
 def envelope(op: str, before=None, after=None, **extra):
-    return json.dumps({"before": before, "after": after, "op": op,
-                       "source": {"table": "contact", "schema": "public", "snapshot": "false",
-                                  "ts_ms": 1700000000000, "lsn": 1}, **extra}).encode()
+    return json.dumps(
+        {
+            "before": before,
+            "after": after,
+            "op": op,
+            "source": {
+                "table": "contact",
+                "schema": "public",
+                "snapshot": "false",
+                "ts_ms": 1700000000000,
+                "lsn": 1,
+            },
+            **extra,
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize(("op", "name"), [("c", "create"), ("u", "update"), ("r", "read")])

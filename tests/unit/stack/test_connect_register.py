@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from cdcsync.connect.register import connector_files, load, register, summarize_trace, unregister
 from cdcsync.errors import ConnectError
 

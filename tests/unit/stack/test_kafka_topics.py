@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from cdcsync.errors import StackError
 from cdcsync.stack.kafka import TopicSpec, cluster_id, plan_topics
 from cdcsync.stack.settings import StackSettings

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from cdcsync.errors import StackError
 from cdcsync.stack import maven
 from cdcsync.stack.settings import KAFKA_VERSION, StackSettings

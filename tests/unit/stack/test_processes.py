@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from cdcsync.errors import StackError
 from cdcsync.stack.processes import (
     PidFile,

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
 from cdcsync.stack import settings as stack_settings
 from cdcsync.stack.maven import pom_path
 from cdcsync.stack.settings import StackSettings
-from psycopg.conninfo import conninfo_to_dict
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
