@@ -20,6 +20,7 @@ __all__ = [
     "MappingError",
     "SchemaError",
     "SinkError",
+    "SinkConflictError",
     "SinkPermanentError",
     "SinkTransientError",
     "StackError",
@@ -59,6 +60,10 @@ class SinkTransientError(SinkError):
 
 class SinkPermanentError(SinkError):
     """A failure that retrying will not fix: the request itself is wrong (4xx)."""
+
+
+class SinkConflictError(SinkPermanentError):
+    """The external object changed since the ``rowId`` we expected: both sides changed."""
 
 
 class ConnectError(CdcsyncError):

@@ -64,11 +64,17 @@ class Sink(abc.ABC):
         """Create an object and return it with its new id and ``rowId``."""
 
     @abc.abstractmethod
-    async def update(self, external_id: str, payload: Mapping[str, Any]) -> ExternalRecord:
-        """Replace the mapped fields of an object and return it with its new ``rowId``."""
+    async def update(
+        self, external_id: str, payload: Mapping[str, Any], *, expected_row_id: str | None = None
+    ) -> ExternalRecord:
+        """Replace the mapped fields of an object and return it with its new ``rowId``.
+
+        With ``expected_row_id``, the write only succeeds if the object still has that
+        version; otherwise ``SinkConflictError`` (the external side changed too).
+        """
 
     @abc.abstractmethod
-    async def delete(self, external_id: str) -> bool:
+    async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         """Delete an object; ``False`` if it was already gone (deletes are idempotent)."""
 
     @abc.abstractmethod

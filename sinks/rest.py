@@ -22,7 +22,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from cdcsync.errors import ConfigurationError, SinkPermanentError, SinkTransientError
+from cdcsync.errors import (
+    ConfigurationError,
+    SinkConflictError,
+    SinkError,
+    SinkPermanentError,
+    SinkTransientError,
+)
 from cdcsync.sinks.base import ExternalRecord, Sink, count_call
 
 __all__ = ["RestSettings", "RestSink", "parse_retry_after"]
@@ -81,6 +87,10 @@ class RestSettings(BaseModel):
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError("may use {base_url}, {collection_path}, {object_type}, {id}") from exc
         return value
+
+
+def _if_match(row_id: str | None) -> dict[str, str] | None:
+    return None if row_id is None else {"If-Match": row_id}
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -178,13 +188,17 @@ class RestSink(Sink):
     async def create(self, payload: Mapping[str, Any]) -> ExternalRecord:
         return self._record(await self._send("POST", self.settings.collection_path, body=payload))
 
-    async def update(self, external_id: str, payload: Mapping[str, Any]) -> ExternalRecord:
+    async def update(
+        self, external_id: str, payload: Mapping[str, Any], *, expected_row_id: str | None = None
+    ) -> ExternalRecord:
         path = self._item_path("PUT", external_id)
-        return self._record(await self._send("PUT", path, body=payload))
+        headers = _if_match(expected_row_id)
+        return self._record(await self._send("PUT", path, body=payload, headers=headers))
 
-    async def delete(self, external_id: str) -> bool:
+    async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         path = self._item_path("DELETE", external_id)
-        response = await self._send("DELETE", path, missing_ok=True)
+        headers = _if_match(expected_row_id)
+        response = await self._send("DELETE", path, missing_ok=True, headers=headers)
         return response.status_code != 404
 
     async def list(self) -> AsyncIterator[ExternalRecord]:
@@ -228,10 +242,13 @@ class RestSink(Sink):
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         missing_ok: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request; a 2xx (or a 404 when ``missing_ok``) returns, the rest raises."""
         payload = None if body is None else dict(body)
-        request = self._client.build_request(method, url, params=params, json=payload)
+        request = self._client.build_request(
+            method, url, params=params, json=payload, headers=headers
+        )
         path = request.url.path
         try:
             response = await self._client.send(request)
@@ -254,8 +271,9 @@ class RestSink(Sink):
             what = f"answered HTTP {status}{wait}: {excerpt}; the API is busy or down, will retry"
             self._fail(method, path, what, transient=True, status=status, retry_after=retry_after)
         self._fail(
-            method, path, f"answered HTTP {status}: {excerpt}; {self._hint(status)}", status=status
-        )
+            method, path, f"answered HTTP {status}: {excerpt}; {self._hint(status)}", status=status,
+            conflict=status in (409, 412),
+        )  # fmt: skip
 
     def _hint(self, status: int) -> str:
         s = self.settings
@@ -283,11 +301,16 @@ class RestSink(Sink):
         status: int | None = None,
         retry_after: float | None = None,
         cause: BaseException | None = None,
+        conflict: bool = False,
     ) -> NoReturn:
         """Raise the sink error for one failed call, its message free of the credential."""
         message = self._redact(f"{self.object_type} API: {method} {path} {what}")
         logger.debug("%s", message)
-        error_class = SinkTransientError if transient else SinkPermanentError
+        error_class: type[SinkError] = SinkPermanentError
+        if transient:
+            error_class = SinkTransientError
+        elif conflict:
+            error_class = SinkConflictError
         raise error_class(message, status_code=status, retry_after=retry_after) from cause
 
     def _record(self, response: httpx.Response) -> ExternalRecord:

@@ -16,7 +16,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from cdcsync.errors import ConfigurationError, SinkError, SinkPermanentError, SinkTransientError
+from cdcsync.errors import (
+    ConfigurationError,
+    SinkConflictError,
+    SinkError,
+    SinkPermanentError,
+    SinkTransientError,
+)
 from cdcsync.refapi import RefApi, serve
 from cdcsync.sinks.base import CallCounter, ExternalRecord, call_counter
 from cdcsync.sinks.rest import RestSettings, RestSink, parse_retry_after
@@ -319,11 +325,28 @@ async def test_other_4xx_are_permanent_with_status_and_body_excerpt(
 ) -> None:
     api.inject_fault(status=status, body='{"error": "rejected", "detail": "x' + "y" * 500 + '"}')
     error = await _failure(sink.create({"email": "ada@example.com"}))
-    assert type(error) is SinkPermanentError and error.status_code == status
+    expected = SinkConflictError if status in (409, 412) else SinkPermanentError
+    assert type(error) is expected and error.status_code == status
     assert error.retry_after is None
     message = str(error)
     assert f"POST {PATH} answered HTTP {status}" in message and hint in message
     assert '{"error": "rejected"' in message and len(message) < 400
+
+
+async def test_update_with_a_stale_row_id_is_a_conflict(sink: RestSink) -> None:
+    created = await sink.create({"email": "ada@example.com", "name": "Ada"})
+    changed = await sink.update(created.id, {"email": "ada@example.com", "name": "Ada L."})
+    again = await sink.update(
+        created.id, {"email": "ada@example.com", "name": "A"}, expected_row_id=changed.row_id
+    )
+    assert again.row_id != changed.row_id
+    error = await _failure(sink.update(created.id, {"name": "B"}, expected_row_id=changed.row_id))
+    assert isinstance(error, SinkConflictError) and error.status_code == 412
+    assert (await sink.get(created.id)).fields["name"] == "A"
+    assert isinstance(
+        await _failure(sink.delete(created.id, expected_row_id=created.row_id)), SinkConflictError
+    )
+    assert await sink.delete(created.id, expected_row_id=again.row_id) is True
 
 
 async def test_invalid_json_in_a_2xx_is_permanent(api: RefApi, sink: RestSink) -> None:

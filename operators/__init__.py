@@ -1,0 +1,1 @@
+"""Operators: replay, resync, dead-letter redrive and inspection tools behind the CLI."""
