@@ -1,78 +1,224 @@
-"""Carry out a decision against a sink: the I/O half of the sync step."""
+"""Carry out a decision against the external API and the source table: the I/O half."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
-from cdcsync.agents.decide import Decision
-from cdcsync.errors import SinkPermanentError
-from cdcsync.sinks.base import ExternalRecord, Sink
+from cdcsync.agents.decide import Decision, newer_side
+from cdcsync.errors import ConfigurationError, SinkConflictError, SinkPermanentError
+from cdcsync.mappers.fieldmap import payload_hash
+from cdcsync.schemas.config import EntityConfig
+from cdcsync.sinks.base import ExternalRecord, Sink, SourceWriter
 
-__all__ = ["Outcome", "apply_decision"]
+__all__ = ["Applier", "Outcome", "OutcomeAction"]
+
+OutcomeAction = Literal[
+    "create", "update", "delete", "mark_target", "pull", "pull_delete", "mark_source", "park",
+    "skip",
+]  # fmt: skip
+
+
+class _Mapper(Protocol):
+    @property
+    def fields(self) -> Collection[str]: ...
+
+    def to_external(self, row: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def to_source(self, fields: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the sink did: the action taken, why, and the object it left."""
+    """What was done, and what the state must remember afterwards."""
 
-    action: Literal["create", "update", "delete", "skip"]
+    action: OutcomeAction
     reason: str
-    record: ExternalRecord | None
     external_id: str | None
+    record: ExternalRecord | None = None
+    #: The external version after the action (``rowId`` or fields hash).
+    version: str | None = None
+    #: Hash of the source payload both sides now agree on.
+    payload_hash: str | None = None
+    #: For ``park``: both versions, for the conflict event.
+    conflict: dict[str, Any] = field(default_factory=dict)
 
 
 def _same(record: ExternalRecord, payload: Mapping[str, Any]) -> bool:
     return all(record.fields.get(k) == v for k, v in payload.items())
 
 
-async def _find(
-    sink: Sink, payload: Mapping[str, Any], natural_key: Sequence[str]
-) -> ExternalRecord | None:
-    if not natural_key:
-        return None
-    return await sink.find({k: payload.get(k) for k in natural_key})
+class Applier:
+    """Applies decisions for one entity; long-lived, shared by concurrent operations."""
 
+    def __init__(self, *, config: EntityConfig, mapper: _Mapper, sink: Sink,
+                 writer: SourceWriter | None) -> None:
+        self.config = config
+        self.mapper = mapper
+        self.sink = sink
+        self.writer = writer
 
-async def apply_decision(decision: Decision, *, sink: Sink, natural_key: Sequence[str]) -> Outcome:
-    """Apply ``decision``; raises SinkError subclasses for the caller to retry or dead-letter."""
-    if decision.action == "skip":
-        return Outcome("skip", decision.reason, None, decision.external_id)
+    def version_of(self, record: ExternalRecord) -> str | None:
+        """The change signal of an external record: its ``rowId``, or its mapped-fields hash."""
+        if self.config.poll.version == "row_id":
+            return record.row_id
+        return payload_hash({f: record.fields.get(f) for f in sorted(self.mapper.fields)})
 
-    if decision.action == "delete":
-        external_id = decision.external_id
-        if external_id is None:
-            found = await _find(sink, decision.payload or {}, natural_key)
-            if found is None:
-                return Outcome("skip", "row deleted; no external object to delete", None, None)
-            external_id = found.id
-        gone = await sink.delete(external_id)
-        reason = decision.reason if gone else "external object was already gone"
-        return Outcome("delete", reason, None, external_id)
+    def _expect(self, version: str | None) -> str | None:
+        # Only a real rowId can be sent as If-Match; a fields hash is ours alone.
+        return version if self.config.poll.version == "row_id" else None
 
-    payload = decision.payload or {}
-    if decision.action == "update" and decision.external_id is not None:
+    async def apply(self, decision: Decision, *, entity_id: str,
+                    source_row: Mapping[str, Any] | None) -> Outcome:
+        """Apply ``decision``; raises SinkError subclasses for the caller to retry or dead-letter."""
+        handler = getattr(self, f"_{decision.action}")
+        outcome: Outcome = await handler(decision, entity_id, source_row)
+        return outcome
+
+    # -- source changed ----------------------------------------------------------------
+
+    async def _skip(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        return Outcome("skip", d.reason, d.external_id)
+
+    async def _find(self, payload: Mapping[str, Any]) -> ExternalRecord | None:
+        natural_key: Sequence[str] = self.config.natural_key
+        if not natural_key:
+            return None
+        return await self.sink.find({k: payload.get(k) for k in natural_key})
+
+    async def _create(self, d: Decision, entity_id: str, row: Any,
+                      reason: str | None = None) -> Outcome:
+        payload = d.payload or {}
+        found = await self._find(payload)
+        if found is not None:
+            if _same(found, payload):
+                return self._pushed("update", "adopted existing object (natural key); "
+                                    "already equal", found, d.payload_hash)
+            record = await self.sink.update(found.id, payload)
+            return self._pushed("update", "adopted existing object (natural key); updated",
+                                record, d.payload_hash)
+        record = await self.sink.create(payload)
+        return self._pushed("create", reason or d.reason, record, d.payload_hash)
+
+    def _pushed(self, action: OutcomeAction, reason: str, record: ExternalRecord,
+                digest: str | None) -> Outcome:
+        return Outcome(action, reason, record.id, record, self.version_of(record), digest)
+
+    async def _update(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None
+                      ) -> Outcome:
+        assert d.external_id is not None
+        payload = d.payload or {}
         try:
-            record = await sink.update(decision.external_id, payload)
-            return Outcome("update", decision.reason, record, record.id)
+            record = await self.sink.update(d.external_id, payload,
+                                            expected_row_id=self._expect(d.expected_version))
+        except SinkConflictError:
+            return await self._resolve(d, entity_id, row)
         except SinkPermanentError as exc:
             if exc.status_code != 404:
                 raise
-            # Deleted on the external side: fall through and create it again.
-            reason = "external object was gone; re-created"
-    else:
-        reason = decision.reason
+            return await self._create(d, entity_id, row,
+                                      reason="external object was gone; re-created")
+        return self._pushed("update", d.reason, record, d.payload_hash)
 
-    found = await _find(sink, payload, natural_key)
-    if found is not None:
-        if _same(found, payload):
-            return Outcome(
-                "update", "adopted existing object (natural key); already equal", found, found.id
-            )
-        record = await sink.update(found.id, payload)
-        return Outcome(
-            "update", "adopted existing object (natural key); updated", record, record.id
-        )
-    record = await sink.create(payload)
-    return Outcome("create", reason, record, record.id)
+    async def _resolve(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None
+                       ) -> Outcome:
+        """Both sides changed: the push met a newer external version. Apply the policy."""
+        assert d.external_id is not None
+        policy = self.config.policies.conflict
+        current = await self.sink.get(d.external_id)
+        if current is None:
+            return await self._create(d, entity_id, row,
+                                      reason="external object was gone; re-created")
+        winner: str = {"source_wins": "source", "target_wins": "target"}.get(policy, policy)
+        if policy == "newest_wins":
+            p = self.config.policies
+            winner = newer_side((row or {}).get(p.source_timestamp or ""),
+                                current.fields.get(p.target_timestamp or "")) or "source"
+        if winner == "source":
+            record = await self.sink.update(d.external_id, d.payload or {})
+            return self._pushed("update", f"conflict ({policy}): source wins", record,
+                                d.payload_hash)
+        if winner == "target":
+            return await self._pull_record(entity_id, current, f"conflict ({policy}): "
+                                           "target wins")
+        return Outcome("park", "conflict: both sides changed; policy manual", d.external_id,
+                       current, conflict={"source": d.payload, "target": dict(current.fields),
+                                          "target_version": self.version_of(current)})
+
+    async def _delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        external_id = d.external_id
+        if external_id is None:
+            found = await self._find(d.payload or {})
+            if found is None:
+                return Outcome("skip", "row deleted; no external object to delete", None)
+            external_id = found.id
+        gone = await self.sink.delete(external_id)
+        return Outcome("delete", d.reason if gone else "external object was already gone",
+                       external_id)
+
+    async def _mark_target(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        assert d.external_id is not None
+        current = await self.sink.get(d.external_id)
+        if current is None:
+            return Outcome("skip", "row deleted; external object already gone", None)
+        # A PUT replaces the object: send its fields with the mark set.
+        record = await self.sink.update(d.external_id, {**current.fields, **(d.payload or {})})
+        return Outcome("mark_target", d.reason, record.id, record, self.version_of(record))
+
+    # -- external changed --------------------------------------------------------------
+
+    def _need_writer(self) -> SourceWriter:
+        if self.writer is None:
+            raise ConfigurationError("pulling external changes needs source: {table: ...} "
+                                     "in the entity's configuration")
+        return self.writer
+
+    async def _pull(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        assert d.external_id is not None
+        record = ExternalRecord(d.external_id, d.version, d.fields or {})
+        return await self._pull_record(entity_id, record, d.reason, version=d.version)
+
+    async def _pull_record(self, entity_id: str, record: ExternalRecord, reason: str, *,
+                           version: str | None = None) -> Outcome:
+        values = self.mapper.to_source(record.fields)
+        written = await self._need_writer().update(entity_id, values)
+        if written is None:
+            return Outcome("skip", "source row is gone; nothing to pull into", record.id)
+        # The row as now stored, mapped: its Debezium echo will hash the same and be skipped.
+        digest = payload_hash(self.mapper.to_external(written))
+        return Outcome("pull", reason, record.id, record, version or self.version_of(record),
+                       digest)
+
+    async def _pull_delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        gone = await self._need_writer().delete(entity_id)
+        reason = d.reason if gone else "source row was already gone"
+        return Outcome("pull_delete", reason, d.external_id)
+
+    async def _mark_source(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        p = self.config.policies
+        assert p.mark_column is not None
+        await self._need_writer().update(entity_id, {p.mark_column: p.mark_value})
+        return Outcome("mark_source", d.reason, d.external_id)
+
+    async def _push_current(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        assert d.external_id is not None
+        current_row = await self._need_writer().fetch(entity_id)
+        if current_row is None:
+            return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
+        p = self.config.policies
+        if p.conflict == "newest_wins":
+            side = newer_side(current_row.get(p.source_timestamp or ""),
+                              (d.fields or {}).get(p.target_timestamp or ""))
+            if side == "target":
+                return await self._pull(d, entity_id, row)
+        payload = self.mapper.to_external(current_row)
+        record = await self.sink.update(d.external_id, payload)
+        return self._pushed("update", d.reason, record, payload_hash(payload))
+
+    async def _park(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        current_row = await self.writer.fetch(entity_id) if self.writer else None
+        source = self.mapper.to_external(current_row) if current_row else None
+        return Outcome("park", d.reason, d.external_id,
+                       conflict={"source": source, "target": d.fields,
+                                 "target_version": d.version})

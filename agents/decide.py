@@ -1,75 +1,221 @@
-"""The sync decision: a pure function of (change, state). No I/O, tested directly."""
+"""The sync decision: a pure function of (change, state, policies). No I/O, tested directly.
+
+A change from either side is decided against the entity's state:
+
+- a source change is pushed unless it is an echo of our own pull (same payload
+  hash), filtered out, or touches no watched column;
+- an external change is pulled unless it is the echo of our own push (same
+  version as the one we recorded);
+- when both sides changed since the last sync, the entity's conflict policy
+  decides. Pushes carry the last version we know, so a concurrent external
+  edit is caught by the API (``If-Match``) and resolved the same way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 from cdcsync.errors import MappingError
-from cdcsync.mappers.fieldmap import FieldMap, payload_hash
+from cdcsync.mappers.fieldmap import payload_hash
+from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import ChangeEvent
 from cdcsync.schemas.state import SyncState
 
-__all__ = ["Decision", "decide"]
+__all__ = ["Action", "Decision", "decide", "newer_side", "row_matches"]
+
+Action = Literal[
+    "create",  # create the external object (after a natural-key lookup)
+    "update",  # push the mapped row to the external object
+    "delete",  # delete the external object
+    "mark_target",  # source row deleted, policy mark: set the mark field externally
+    "pull",  # write the external fields into the source row
+    "pull_delete",  # external object deleted, policy delete: delete the source row
+    "mark_source",  # external object deleted, policy mark: set the mark column
+    "push_current",  # conflict won by the source on an external event: push the current row
+    "park",  # conflict under the manual policy: wait for an operator
+    "skip",
+]
+
+
+class _Mapper(Protocol):
+    def to_external(self, row: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do with one change.
+    """What to do with one change, and with what.
 
     ``external_id`` is ``None`` for a create, and for a delete of an entity the
     state does not know: the apply step then looks the object up by its
     natural key, so a crash between the external write and the state write
-    never leaves a second object behind.
+    never leaves a second object behind. ``expected_version`` is the external
+    version the push assumes; the API refuses the write if it moved on.
     """
 
-    action: Literal["create", "update", "delete", "skip"]
+    action: Action
     reason: str
     payload: dict[str, Any] | None = None
     payload_hash: str | None = None
     external_id: str | None = None
+    expected_version: str | None = None
+    fields: dict[str, Any] | None = None
+    version: str | None = None
+
+
+def row_matches(row: Mapping[str, Any], filter_: Mapping[str, Any]) -> bool:
+    """True when every filtered column holds the value (or one of the values) given."""
+    for column, wanted in filter_.items():
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if row.get(column) not in allowed:
+            return False
+    return True
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        # Debezium: epoch micros for timestamps, millis for ts_ms; APIs: seconds or millis.
+        for scale in (1e6, 1e3, 1):
+            if value / scale < 1e11:
+                return datetime.fromtimestamp(value / scale, tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def newer_side(source_value: Any, target_value: Any) -> Literal["source", "target"] | None:
+    """Which side changed last, by the two timestamps; ``None`` when they cannot be compared."""
+    source, target = _timestamp(source_value), _timestamp(target_value)
+    if source is None or target is None:
+        return None
+    return "target" if target > source else "source"
 
 
 def decide(
     change: ChangeEvent,
     state: SyncState | None,
     *,
-    fieldmap: FieldMap,
+    config: EntityConfig,
+    mapper: _Mapper,
     partition: int,
     offset: int,
 ) -> Decision:
-    """Decide create, update, delete or skip for ``change`` given the entity's ``state``.
+    """Decide what to do with ``change`` given the entity's ``state``.
 
     Raises MappingError when the row cannot be mapped; the caller dead-letters it.
     """
     if state is not None and state.seen(partition, offset):
         return Decision("skip", f"already applied (redelivered offset {offset})")
-    known_id = state.external_id if state is not None and state.status != "deleted" else None
+    if state is not None and state.status == "conflict":
+        return Decision("skip", "parked: a conflict awaits an operator (cdcsync conflicts)")
+    if change.origin == "external":
+        return _decide_external(change, state, config=config)
+    return _decide_source(change, state, config=config, mapper=mapper)
 
-    if change.op == "delete":
-        if known_id is not None:
-            return Decision("delete", "row deleted", external_id=known_id)
-        if state is not None and state.status == "deleted":
+
+def _known_id(state: SyncState | None) -> str | None:
+    return state.external_id if state is not None and state.status != "deleted" else None
+
+
+def _decide_source(
+    change: ChangeEvent, state: SyncState | None, *, config: EntityConfig, mapper: _Mapper
+) -> Decision:
+    known_id = _known_id(state)
+    version = state.row_id if state is not None else None
+    after = change.after or {}
+
+    gone = change.op == "delete"
+    if not gone and config.filter and not row_matches(after, config.filter):
+        if known_id is None:
+            return Decision("skip", "row does not match the filter")
+        gone = True  # a row that stops matching the filter follows the delete policy
+
+    if gone:
+        why = "row deleted" if change.op == "delete" else "row no longer matches the filter"
+        policy = config.policies.source_delete
+        if policy == "ignore":
+            return Decision("skip", f"{why}; policy source_delete=ignore", external_id=known_id)
+        if known_id is None and state is not None and state.status == "deleted":
             return Decision("skip", "external object already deleted")
+        if policy == "mark":
+            if known_id is None:
+                return Decision("skip", f"{why}; nothing to mark")
+            field = config.policies.mark_field or ""
+            return Decision("mark_target", f"{why}; policy source_delete=mark",
+                            payload={field: config.policies.mark_value}, external_id=known_id)
+        if known_id is not None:
+            return Decision("delete", why, external_id=known_id, expected_version=None)
         try:
-            payload = fieldmap.to_external(change.before or {})
+            payload = mapper.to_external(change.before or after)
         except MappingError:
             # Without a full before image there is no natural key to look up.
             return Decision("skip", "row was never synced")
-        return Decision(
-            "delete", "row deleted; not in state, look up by natural key", payload=payload
-        )
+        return Decision("delete", f"{why}; not in state, look up by natural key",
+                        payload=payload)
 
-    payload = fieldmap.to_external(change.after or {})
+    if (config.watch and change.op == "update" and change.before is not None
+            and known_id is not None
+            and all(change.before.get(c) == after.get(c) for c in config.watch)):
+        return Decision("skip", "no watched column changed", external_id=known_id)
+
+    payload = mapper.to_external(after)
     digest = payload_hash(payload)
     if known_id is None:
         return Decision("create", "new row", payload=payload, payload_hash=digest)
     if state is not None and state.payload_hash == digest and state.status == "synced":
-        return Decision("skip", "no mapped field changed", external_id=known_id)
-    return Decision(
-        "update",
-        "mapped fields changed",
-        payload=payload,
-        payload_hash=digest,
-        external_id=known_id,
-    )
+        return Decision("skip", "no mapped field changed (or the echo of our own pull)",
+                        external_id=known_id)
+    return Decision("update", "mapped fields changed", payload=payload, payload_hash=digest,
+                    external_id=known_id, expected_version=version)
+
+
+def _decide_external(
+    change: ChangeEvent, state: SyncState | None, *, config: EntityConfig
+) -> Decision:
+    ext = change.external
+    assert ext is not None
+    policies = config.policies
+    if state is None or state.external_id is None:
+        return Decision("skip", "external object not linked to this entity (yet)",
+                        external_id=ext.external_id)
+    if state.external_id != ext.external_id:
+        return Decision("skip", f"stale reference: entity is linked to {state.external_id}",
+                        external_id=ext.external_id)
+
+    if ext.change == "delete":
+        if policies.target_delete == "ignore":
+            return Decision("skip", "external object deleted; policy target_delete=ignore",
+                            external_id=ext.external_id)
+        if policies.target_delete == "mark":
+            return Decision("mark_source", "external object deleted; policy target_delete=mark",
+                            external_id=ext.external_id)
+        return Decision("pull_delete", "external object deleted; policy target_delete=delete",
+                        external_id=ext.external_id)
+
+    if ext.version is not None and ext.version == state.row_id:
+        return Decision("skip", "echo of our own write (same version)",
+                        external_id=ext.external_id)
+
+    common = {"external_id": ext.external_id, "fields": dict(ext.fields),
+              "version": ext.version}
+    if state.status == "failed":
+        # The source changed too and that change is not pushed yet: both sides changed.
+        policy = policies.conflict
+        if policy == "target_wins":
+            return Decision("pull", "conflict: target wins", **common)
+        if policy == "manual":
+            return Decision("park", "conflict: both sides changed; policy manual", **common)
+        if policy == "newest_wins":
+            return Decision("push_current", "conflict: newest wins (compare on apply)", **common)
+        return Decision("push_current", "conflict: source wins", **common)
+    return Decision("pull", "external object changed", **common)

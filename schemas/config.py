@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -48,11 +48,27 @@ class AppConfig(_Model):
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
 
 
+class DatabaseConfig(_Model):
+    """The source database the pull direction writes to; the URL comes from the environment."""
+
+    #: Environment variable holding a libpq URL; unset: the local stack's database.
+    url_env: str = "CDCSYNC_DATABASE_URL"
+
+    def url(self) -> str:
+        """The database URL (a secret: never log it)."""
+        if value := os.environ.get(self.url_env):
+            return value
+        from cdcsync.stack.settings import StackSettings
+
+        return StackSettings().pg_dsn()
+
+
 class TopicsConfig(_Model):
     """The shared topics and the partition count every co-partitioned topic uses."""
 
     results: str = "cdcsync.results"
     dead_letters: str = "cdcsync.deadletters"
+    conflicts: str = "cdcsync.conflicts"
     partitions: int = Field(default=4, ge=1)
 
 
@@ -63,24 +79,104 @@ class TargetConfig(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class SourceTable(_Model):
+    """The PostgreSQL table behind an entity, for writes in the pull direction."""
+
+    schema_: str = Field(default="public", alias="schema")
+    table: str
+
+
+class PollConfig(_Model):
+    """How external changes come back when the API has no change feed."""
+
+    #: Seconds between polls (a leader-only Faust timer); ``None``: on demand only.
+    interval_s: float | None = Field(default=None, gt=0)
+    #: The change signal: the API's ``rowId``, or a hash of the mapped fields where it has none.
+    version: Literal["row_id", "hash"] = "row_id"
+
+
+class Policies(_Model):
+    """What to do when both sides changed, on deletes, and with unknown external records."""
+
+    conflict: Literal["source_wins", "target_wins", "newest_wins", "manual"] = "source_wins"
+    #: A row deleted in PostgreSQL (or no longer matching the filter).
+    source_delete: Literal["delete", "ignore", "mark"] = "delete"
+    #: An object deleted in the external system.
+    target_delete: Literal["delete", "ignore", "mark"] = "ignore"
+    #: An external record cdcsync has never seen.
+    unknown_target: Literal["create", "ignore"] = "ignore"
+    #: ``mark`` writes these: external field (source deletes) and source column (target deletes).
+    mark_field: str | None = None
+    mark_column: str | None = None
+    mark_value: Any = True
+    #: ``newest_wins`` compares these timestamps (ISO 8601 or epoch values).
+    source_timestamp: str | None = None
+    target_timestamp: str | None = None
+
+
+class StatusColumns(_Model):
+    """Optional columns of the source table where cdcsync writes where each row stands."""
+
+    external_id: str | None = None
+    link: str | None = None
+    status: str | None = None
+    synced_at: str | None = None
+    error: str | None = None
+    attempts: str | None = None
+
+    def names(self) -> list[str]:
+        """The configured column names."""
+        return [c for c in self.model_dump().values() if c]
+
+
 class EntityConfig(_Model):
-    """One synced entity: its topic, key, field map and target."""
+    """One synced entity: its topic, key, field map, target and policies."""
 
     topic: str
     key: str = "id"
     #: External fields that identify an object without its id (looked up before creating).
     natural_key: list[str] = Field(default_factory=list)
-    #: external field -> source column
-    mapping: dict[str, str]
+    #: external field -> source column, or a field spec (see cdcsync.mappers)
+    mapping: dict[str, Any]
+    #: A Python mapper ``module:Class`` for logic the declarative map cannot say.
+    mapper: str | None = None
+    mapper_options: dict[str, Any] = Field(default_factory=dict)
     target: TargetConfig
+    #: Where pulled changes are written; needed for two-way sync.
+    source: SourceTable | None = None
+    poll: PollConfig = PollConfig()
+    policies: Policies = Policies()
+    #: Only rows whose columns hold one of these values are synced (column -> value or list).
+    filter: dict[str, Any] = Field(default_factory=dict)
+    #: Only changes to these columns trigger a sync (empty: every mapped column).
+    watch: list[str] = Field(default_factory=list)
+    status_columns: StatusColumns | None = None
 
     @model_validator(mode="after")
-    def _natural_key_is_mapped(self) -> EntityConfig:
+    def _consistent(self) -> EntityConfig:
+        if not self.mapping:
+            raise ValueError("mapping must name at least one field")
         missing = [f for f in self.natural_key if f not in self.mapping]
         if missing:
             raise ValueError(f"natural_key fields {missing} are not in mapping")
-        if not self.mapping:
-            raise ValueError("mapping must name at least one field")
+        p = self.policies
+        if p.unknown_target == "create" and not self.natural_key:
+            raise ValueError(
+                "policies.unknown_target=create needs natural_key, so the row it inserts is "
+                "matched to the external record instead of creating a second one"
+            )
+        if p.conflict == "newest_wins" and not (p.source_timestamp and p.target_timestamp):
+            raise ValueError("policies.conflict=newest_wins needs source_timestamp and "
+                             "target_timestamp")
+        if p.source_delete == "mark" and not p.mark_field:
+            raise ValueError("policies.source_delete=mark needs mark_field")
+        if p.target_delete == "mark" and not p.mark_column:
+            raise ValueError("policies.target_delete=mark needs mark_column")
+        needs_source = (p.target_delete != "ignore" or p.unknown_target == "create"
+                        or self.poll.interval_s is not None or self.status_columns is not None)
+        if needs_source and self.source is None:
+            raise ValueError("two-way sync (poll, target deletes, status columns) needs "
+                             "source: {table: ...}")
         return self
 
 
@@ -89,15 +185,20 @@ class Config(_Model):
 
     app: AppConfig = AppConfig()
     topics: TopicsConfig = TopicsConfig()
+    database: DatabaseConfig = DatabaseConfig()
     entities: dict[str, EntityConfig]
+
+    def refs_table(self, entity: str) -> str:
+        """Name of the global table mapping external ids to entity keys (``make_ref``)."""
+        return f"refs_{entity}"
 
     def state_table(self, entity: str) -> str:
         """Name of the Faust table holding the sync state of ``entity``."""
         return f"state_{entity}"
 
-    def changelog_topic(self, entity: str) -> str:
-        """The changelog topic Faust uses for the entity's state table."""
-        return f"{self.app.id}-{self.state_table(entity)}-changelog"
+    def changelog_topic(self, entity: str, table: str | None = None) -> str:
+        """The changelog topic Faust uses for the entity's state (or another) table."""
+        return f"{self.app.id}-{table or self.state_table(entity)}-changelog"
 
 
 def default_config_path() -> Path:

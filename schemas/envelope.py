@@ -13,7 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdcsync.errors import SchemaError
 
-__all__ = ["ChangeEvent", "Envelope", "Ignored", "SourceInfo", "parse_change", "parse_key"]
+__all__ = [
+    "ChangeEvent",
+    "Envelope",
+    "ExternalChange",
+    "Ignored",
+    "SourceInfo",
+    "encode_key",
+    "parse_change",
+    "parse_key",
+]
 
 #: Debezium op codes and what they mean to us.
 OPS: dict[str, Literal["create", "update", "delete", "read"]] = {
@@ -49,8 +58,32 @@ class Envelope(BaseModel):
     ts_ms: int | None = None
 
 
+class ExternalChange(BaseModel):
+    """An external record as the poller (or a webhook) saw it, published into the entity topic.
+
+    Keyed like Debezium's key for the same entity, so both directions of one
+    entity are ordered in one partition.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    origin: Literal["external"] = "external"
+    change: Literal["upsert", "delete"]
+    external_id: str
+    #: The ``rowId`` (or the hash of the mapped fields, for APIs without one).
+    version: str | None = None
+    fields: dict[str, Any] = {}
+    observed_ms: int | None = None
+    #: Who saw it: "poll", "webhook", "trigger".
+    via: str = "poll"
+
+
 class ChangeEvent(BaseModel):
-    """One row change of one entity, validated and keyed by the entity id."""
+    """One change of one entity, validated and keyed by the entity id.
+
+    ``origin`` says which side changed: a row in PostgreSQL (``source``, from
+    Debezium) or an object in the external system (``external``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -60,6 +93,8 @@ class ChangeEvent(BaseModel):
     after: dict[str, Any] | None
     #: Commit time in PostgreSQL (``source.ts_ms``), for commit-to-write latency.
     committed_ms: int | None = None
+    origin: Literal["source", "external"] = "source"
+    external: ExternalChange | None = None
 
 
 class Ignored(BaseModel):
@@ -136,6 +171,27 @@ def parse_change(
         after=envelope.after,
         committed_ms=envelope.source.ts_ms if envelope.source else envelope.ts_ms,
     )
+
+
+def _external(entity_id: str, data: dict[str, Any]) -> ChangeEvent:
+    try:
+        ext = ExternalChange.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(f"not an external change event: {_first_error(exc)}") from exc
+    return ChangeEvent(
+        entity_id=entity_id,
+        op="delete" if ext.change == "delete" else "update",
+        before=None,
+        after=None,
+        committed_ms=ext.observed_ms,
+        origin="external",
+        external=ext,
+    )
+
+
+def encode_key(key_field: str, entity_id: str | int) -> bytes:
+    """A key byte-identical to Debezium's (JsonConverter, no spaces), so partitions match."""
+    return json.dumps({key_field: entity_id}, separators=(",", ":")).encode()
 
 
 def _first_error(exc: ValidationError) -> str:

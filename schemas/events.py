@@ -11,11 +11,28 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DeadLetter", "ExternalRef", "RawRecord", "SourcePosition", "SyncResult"]
+__all__ = [
+    "ConflictEvent",
+    "DeadLetter",
+    "ExternalRef",
+    "RawRecord",
+    "SourcePosition",
+    "SyncResult",
+]
 
 SCHEMA_VERSION = 1
 
-Action = Literal["create", "update", "delete", "skip"]
+Action = Literal[
+    "create",  # external object created
+    "update",  # external object updated (or adopted by natural key)
+    "delete",  # external object deleted
+    "mark_target",  # external object marked deleted (policy source_delete=mark)
+    "pull",  # external change written into the source row
+    "pull_delete",  # source row deleted after the external object was (target_delete=delete)
+    "mark_source",  # source row marked (policy target_delete=mark)
+    "park",  # both sides changed, policy manual: see the conflicts topic
+    "skip",  # nothing to do; ``reason`` says why
+]
 
 
 class _Event(BaseModel):
@@ -47,6 +64,8 @@ class SyncResult(_Event):
     entity: str
     entity_id: str
     op: str | None
+    #: Which side changed: "source" (PostgreSQL via Debezium) or "external" (poll, webhook).
+    origin: Literal["source", "external"] = "source"
     action: Action
     reason: str
     source: SourcePosition
@@ -102,3 +121,18 @@ class DeadLetter(_Event):
     original: RawRecord
     failed_ms: int
     details: dict[str, Any] = {}
+
+
+class ConflictEvent(_Event):
+    """Both sides changed and the policy is ``manual``: the entity is parked until resolved."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["conflict"] = "conflict"
+    entity: str
+    entity_id: str
+    external: ExternalRef | None
+    #: The source row mapped to external fields, and the external object's fields.
+    source_version: dict[str, Any] | None
+    target_version: dict[str, Any] | None
+    source: SourcePosition
+    detected_ms: int

@@ -19,7 +19,8 @@ class SyncState(BaseModel):
     row_id: str | None = None
     #: sha256 of the canonical JSON of the payload last pushed.
     payload_hash: str | None = None
-    status: Literal["synced", "deleted", "failed"] = "synced"
+    #: failed: the last source change is not pushed yet; conflict: parked for an operator.
+    status: Literal["synced", "deleted", "failed", "conflict"] = "synced"
     last_error: str | None = None
     #: Source position of the last event applied, to skip redeliveries.
     last_partition: int | None = None

@@ -12,7 +12,7 @@ import abc
 import contextvars
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["CallCounter", "ExternalRecord", "Sink", "call_counter", "count_call"]
 
@@ -87,3 +87,27 @@ class Sink(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default holds none."""
+
+
+class SourceWriter(Protocol):
+    """The pull direction's write-back into the source table (see ``sinks.postgres``)."""
+
+    async def fetch(self, entity_id: str) -> dict[str, Any] | None:
+        """The current row, or ``None`` when it does not exist."""
+        ...
+
+    async def update(self, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Write mapped columns; the row after the write, ``None`` if the row is gone."""
+        ...
+
+    async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert a row; the row as stored."""
+        ...
+
+    async def delete(self, entity_id: str) -> bool:
+        """Delete the row; ``False`` when it was already gone."""
+        ...
+
+    async def write_status(self, entity_id: str, values: Mapping[str, Any]) -> None:
+        """Write the sync-status columns; never fails the sync when the row is gone."""
+        ...

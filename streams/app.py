@@ -7,11 +7,11 @@ import sys
 import faust
 from pydantic import ValidationError
 
-from cdcsync.agents.sync import register_sync_agents
+from cdcsync.agents.build import register_agents
 from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import Config, load_config
 from cdcsync.sinks.registry import settings_model
-from cdcsync.streams.tables import declare_tables
+from cdcsync.streams.tables import declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
 
 __all__ = ["create_app", "main"]
@@ -37,7 +37,7 @@ def create_app(config: Config) -> faust.App:
     )
     topics = declare_topics(app, config)
     tables = declare_tables(app, config)
-    syncs = register_sync_agents(app, config, topics, tables)
+    syncs = register_agents(app, config, topics, tables, declare_refs(app, config))
     app.conf.cdcsync_syncs = syncs  # type: ignore[attr-defined]
     commands.register(app, config)
     return app

@@ -11,7 +11,20 @@ from faust.types import EventT
 
 from cdcsync.schemas.config import Config
 
-__all__ = ["bind_event", "declare_tables"]
+__all__ = ["bind_event", "declare_refs", "declare_tables"]
+
+
+def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
+    """Declare ``refs_<entity>``: external id -> entity key, on every worker (global)."""
+    return {
+        name: app.GlobalTable(
+            config.refs_table(name),
+            default=None,
+            partitions=config.topics.partitions,
+            help=f"external id -> key of {name}",
+        )
+        for name in config.entities
+    }
 
 
 def declare_tables(app: faust.App, config: Config) -> dict[str, Any]:

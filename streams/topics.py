@@ -19,6 +19,7 @@ class Topics:
     entities: dict[str, faust.TopicT]
     results: faust.TopicT
     dead_letters: faust.TopicT
+    conflicts: faust.TopicT
 
 
 def _raw(app: faust.App, name: str, partitions: int) -> faust.TopicT:
@@ -42,6 +43,7 @@ def declare_topics(app: faust.App, config: Config) -> Topics:
         entities={name: _raw(app, e.topic, n) for name, e in config.entities.items()},
         results=_raw(app, config.topics.results, n),
         dead_letters=_raw(app, config.topics.dead_letters, n),
+        conflicts=_raw(app, config.topics.conflicts, n),
     )
 
 
@@ -49,8 +51,10 @@ def topic_specs(config: Config) -> list[TopicSpec]:
     """Every topic to pre-create, all with the same partition count (co-partitioning)."""
     n = config.topics.partitions
     specs = [TopicSpec(e.topic, n) for e in config.entities.values()]
-    specs += [TopicSpec(config.topics.results, n), TopicSpec(config.topics.dead_letters, n)]
-    specs += [
-        TopicSpec(config.changelog_topic(name), n, compacted=True) for name in config.entities
-    ]
+    specs += [TopicSpec(t, n) for t in (config.topics.results, config.topics.dead_letters,
+                                         config.topics.conflicts)]
+    for name in config.entities:
+        specs.append(TopicSpec(config.changelog_topic(name), n, compacted=True))
+        specs.append(TopicSpec(config.changelog_topic(name, config.refs_table(name)), n,
+                               compacted=True))
     return specs

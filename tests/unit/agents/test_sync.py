@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from cdcsync.agents.sync import EntitySync
-from cdcsync.errors import SinkPermanentError, SinkTransientError
+from cdcsync.errors import SinkConflictError, SinkPermanentError, SinkTransientError
+from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.sinks.base import ExternalRecord, Sink, count_call
 
@@ -50,15 +51,17 @@ class MemorySink(Sink):
         self.objects[oid] = dict(payload)
         return self._rec(oid)
 
-    async def update(self, external_id, payload):
+    async def update(self, external_id, payload, *, expected_row_id=None):
         self._call()
         if external_id not in self.objects:
             raise SinkPermanentError("gone", status_code=404)
+        if expected_row_id is not None and expected_row_id != self._rec(external_id).row_id:
+            raise SinkConflictError("412", status_code=412)
         self.version += 1
         self.objects[external_id] = dict(payload)
         return self._rec(external_id)
 
-    async def delete(self, external_id):
+    async def delete(self, external_id, *, expected_row_id=None):
         self._call()
         return self.objects.pop(external_id, None) is not None
 
@@ -96,6 +99,7 @@ class Topic:
 class Topics:
     results: Topic = field(default_factory=Topic)
     dead_letters: Topic = field(default_factory=Topic)
+    conflicts: Topic = field(default_factory=Topic)
     entities: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,14 +113,9 @@ CONFIG = EntityConfig(
 
 @pytest.fixture
 def sync() -> EntitySync:
-    return EntitySync(
-        entity="contact",
-        config=CONFIG,
-        sink_factory=MemorySink,
-        table={},
-        topics=Topics(),
-        max_attempts=3,
-    )
+    return EntitySync(entity="contact", config=CONFIG, mapper=FieldMap(CONFIG.mapping),
+                      sink_factory=MemorySink, table={}, refs={}, topics=Topics(),
+                      max_attempts=3)
 
 
 class Feed:
