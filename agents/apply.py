@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from cdcsync.agents.decide import Decision, newer_side
@@ -43,6 +43,8 @@ class Outcome:
     payload_hash: str | None = None
     #: For ``park``: both versions, for the conflict event.
     conflict: dict[str, Any] = field(default_factory=dict)
+    #: The external version a conflict resolution overwrote (events carrying it are stale).
+    superseded: str | None = None
 
 
 def _same(record: ExternalRecord, payload: Mapping[str, Any]) -> bool:
@@ -52,8 +54,9 @@ def _same(record: ExternalRecord, payload: Mapping[str, Any]) -> bool:
 class Applier:
     """Applies decisions for one entity; long-lived, shared by concurrent operations."""
 
-    def __init__(self, *, config: EntityConfig, mapper: _Mapper, sink: Sink,
-                 writer: SourceWriter | None) -> None:
+    def __init__(
+        self, *, config: EntityConfig, mapper: _Mapper, sink: Sink, writer: SourceWriter | None
+    ) -> None:
         self.config = config
         self.mapper = mapper
         self.sink = sink
@@ -69,8 +72,9 @@ class Applier:
         # Only a real rowId can be sent as If-Match; a fields hash is ours alone.
         return version if self.config.poll.version == "row_id" else None
 
-    async def apply(self, decision: Decision, *, entity_id: str,
-                    source_row: Mapping[str, Any] | None) -> Outcome:
+    async def apply(
+        self, decision: Decision, *, entity_id: str, source_row: Mapping[str, Any] | None
+    ) -> Outcome:
         """Apply ``decision``; raises SinkError subclasses for the caller to retry or dead-letter."""
         handler = getattr(self, f"_{decision.action}")
         outcome: Outcome = await handler(decision, entity_id, source_row)
@@ -87,64 +91,86 @@ class Applier:
             return None
         return await self.sink.find({k: payload.get(k) for k in natural_key})
 
-    async def _create(self, d: Decision, entity_id: str, row: Any,
-                      reason: str | None = None) -> Outcome:
+    async def _create(
+        self, d: Decision, entity_id: str, row: Any, reason: str | None = None
+    ) -> Outcome:
         payload = d.payload or {}
         found = await self._find(payload)
         if found is not None:
             if _same(found, payload):
-                return self._pushed("update", "adopted existing object (natural key); "
-                                    "already equal", found, d.payload_hash)
+                return self._pushed(
+                    "update",
+                    "adopted existing object (natural key); already equal",
+                    found,
+                    d.payload_hash,
+                )
             record = await self.sink.update(found.id, payload)
-            return self._pushed("update", "adopted existing object (natural key); updated",
-                                record, d.payload_hash)
+            return self._pushed(
+                "update", "adopted existing object (natural key); updated", record, d.payload_hash
+            )
         record = await self.sink.create(payload)
         return self._pushed("create", reason or d.reason, record, d.payload_hash)
 
-    def _pushed(self, action: OutcomeAction, reason: str, record: ExternalRecord,
-                digest: str | None) -> Outcome:
+    def _pushed(
+        self, action: OutcomeAction, reason: str, record: ExternalRecord, digest: str | None
+    ) -> Outcome:
         return Outcome(action, reason, record.id, record, self.version_of(record), digest)
 
-    async def _update(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None
-                      ) -> Outcome:
+    async def _update(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None) -> Outcome:
         assert d.external_id is not None
         payload = d.payload or {}
         try:
-            record = await self.sink.update(d.external_id, payload,
-                                            expected_row_id=self._expect(d.expected_version))
+            record = await self.sink.update(
+                d.external_id, payload, expected_row_id=self._expect(d.expected_version)
+            )
         except SinkConflictError:
             return await self._resolve(d, entity_id, row)
         except SinkPermanentError as exc:
             if exc.status_code != 404:
                 raise
-            return await self._create(d, entity_id, row,
-                                      reason="external object was gone; re-created")
+            return await self._create(
+                d, entity_id, row, reason="external object was gone; re-created"
+            )
         return self._pushed("update", d.reason, record, d.payload_hash)
 
-    async def _resolve(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None
-                       ) -> Outcome:
+    async def _resolve(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None) -> Outcome:
         """Both sides changed: the push met a newer external version. Apply the policy."""
         assert d.external_id is not None
         policy = self.config.policies.conflict
         current = await self.sink.get(d.external_id)
         if current is None:
-            return await self._create(d, entity_id, row,
-                                      reason="external object was gone; re-created")
+            return await self._create(
+                d, entity_id, row, reason="external object was gone; re-created"
+            )
         winner: str = {"source_wins": "source", "target_wins": "target"}.get(policy, policy)
         if policy == "newest_wins":
             p = self.config.policies
-            winner = newer_side((row or {}).get(p.source_timestamp or ""),
-                                current.fields.get(p.target_timestamp or "")) or "source"
+            winner = (
+                newer_side(
+                    (row or {}).get(p.source_timestamp or ""),
+                    current.fields.get(p.target_timestamp or ""),
+                )
+                or "source"
+            )
         if winner == "source":
             record = await self.sink.update(d.external_id, d.payload or {})
-            return self._pushed("update", f"conflict ({policy}): source wins", record,
-                                d.payload_hash)
+            pushed = self._pushed(
+                "update", f"conflict ({policy}): source wins", record, d.payload_hash
+            )
+            return replace(pushed, superseded=self.version_of(current))
         if winner == "target":
-            return await self._pull_record(entity_id, current, f"conflict ({policy}): "
-                                           "target wins")
-        return Outcome("park", "conflict: both sides changed; policy manual", d.external_id,
-                       current, conflict={"source": d.payload, "target": dict(current.fields),
-                                          "target_version": self.version_of(current)})
+            return await self._pull_record(entity_id, current, f"conflict ({policy}): target wins")
+        return Outcome(
+            "park",
+            "conflict: both sides changed; policy manual",
+            d.external_id,
+            current,
+            conflict={
+                "source": d.payload,
+                "target": dict(current.fields),
+                "target_version": self.version_of(current),
+            },
+        )
 
     async def _delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         external_id = d.external_id
@@ -154,8 +180,9 @@ class Applier:
                 return Outcome("skip", "row deleted; no external object to delete", None)
             external_id = found.id
         gone = await self.sink.delete(external_id)
-        return Outcome("delete", d.reason if gone else "external object was already gone",
-                       external_id)
+        return Outcome(
+            "delete", d.reason if gone else "external object was already gone", external_id
+        )
 
     async def _mark_target(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         assert d.external_id is not None
@@ -170,25 +197,35 @@ class Applier:
 
     def _need_writer(self) -> SourceWriter:
         if self.writer is None:
-            raise ConfigurationError("pulling external changes needs source: {table: ...} "
-                                     "in the entity's configuration")
+            raise ConfigurationError(
+                "pulling external changes needs source: {table: ...} in the entity's configuration"
+            )
         return self.writer
 
     async def _pull(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         assert d.external_id is not None
+        if d.payload_hash is not None:
+            current = await self._need_writer().fetch(entity_id)
+            if current is None:
+                return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
+            if payload_hash(self.mapper.to_external(current)) != d.payload_hash:
+                # The row changed too and its event is still on its way: both sides changed.
+                return await self._settle(d, entity_id, current, "conflict")
         record = ExternalRecord(d.external_id, d.version, d.fields or {})
         return await self._pull_record(entity_id, record, d.reason, version=d.version)
 
-    async def _pull_record(self, entity_id: str, record: ExternalRecord, reason: str, *,
-                           version: str | None = None) -> Outcome:
+    async def _pull_record(
+        self, entity_id: str, record: ExternalRecord, reason: str, *, version: str | None = None
+    ) -> Outcome:
         values = self.mapper.to_source(record.fields)
         written = await self._need_writer().update(entity_id, values)
         if written is None:
             return Outcome("skip", "source row is gone; nothing to pull into", record.id)
         # The row as now stored, mapped: its Debezium echo will hash the same and be skipped.
         digest = payload_hash(self.mapper.to_external(written))
-        return Outcome("pull", reason, record.id, record, version or self.version_of(record),
-                       digest)
+        return Outcome(
+            "pull", reason, record.id, record, version or self.version_of(record), digest
+        )
 
     async def _pull_delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         gone = await self._need_writer().delete(entity_id)
@@ -202,23 +239,51 @@ class Applier:
         return Outcome("mark_source", d.reason, d.external_id)
 
     async def _push_current(self, d: Decision, entity_id: str, row: Any) -> Outcome:
-        assert d.external_id is not None
-        current_row = await self._need_writer().fetch(entity_id)
-        if current_row is None:
+        current = await self._need_writer().fetch(entity_id)
+        if current is None:
             return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
+        return await self._settle(d, entity_id, current, "conflict")
+
+    async def _settle(
+        self, d: Decision, entity_id: str, row: Mapping[str, Any], why: str
+    ) -> Outcome:
+        """An external change met an unsynced source change: the conflict policy decides."""
+        assert d.external_id is not None
         p = self.config.policies
+        winner: str = {"source_wins": "source", "target_wins": "target"}.get(p.conflict, p.conflict)
         if p.conflict == "newest_wins":
-            side = newer_side(current_row.get(p.source_timestamp or ""),
-                              (d.fields or {}).get(p.target_timestamp or ""))
-            if side == "target":
-                return await self._pull(d, entity_id, row)
-        payload = self.mapper.to_external(current_row)
+            winner = (
+                newer_side(
+                    row.get(p.source_timestamp or ""),
+                    (d.fields or {}).get(p.target_timestamp or ""),
+                )
+                or "source"
+            )
+        if winner == "target":
+            record = ExternalRecord(d.external_id, d.version, d.fields or {})
+            return await self._pull_record(
+                entity_id, record, f"{why} ({p.conflict}): target wins", version=d.version
+            )
+        payload = self.mapper.to_external(row)
+        if winner == "manual":
+            return Outcome(
+                "park",
+                f"{why}: both sides changed; policy manual",
+                d.external_id,
+                conflict={"source": payload, "target": d.fields, "target_version": d.version},
+            )
         record = await self.sink.update(d.external_id, payload)
-        return self._pushed("update", d.reason, record, payload_hash(payload))
+        pushed = self._pushed(
+            "update", f"{why} ({p.conflict}): source wins", record, payload_hash(payload)
+        )
+        return replace(pushed, superseded=d.version)
 
     async def _park(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         current_row = await self.writer.fetch(entity_id) if self.writer else None
         source = self.mapper.to_external(current_row) if current_row else None
-        return Outcome("park", d.reason, d.external_id,
-                       conflict={"source": source, "target": d.fields,
-                                 "target_version": d.version})
+        return Outcome(
+            "park",
+            d.reason,
+            d.external_id,
+            conflict={"source": source, "target": d.fields, "target_version": d.version},
+        )

@@ -30,27 +30,39 @@ def _writer(config: Config, entity: EntityConfig, columns: set[str]) -> SourceWr
     allowed = set(columns)
     if entity.policies.mark_column:
         allowed.add(entity.policies.mark_column)
-    return PostgresWriter(config.database.url(), table=entity.source.table,
-                          schema=entity.source.schema_, key_column=entity.key,
-                          allowed_columns=allowed, status_columns=status)
+    return PostgresWriter(
+        config.database.url(),
+        table=entity.source.table,
+        schema=entity.source.schema_,
+        key_column=entity.key,
+        allowed_columns=allowed,
+        status_columns=status,
+    )
 
 
-def register_agents(app: faust.App, config: Config, topics: Topics, tables: dict[str, Any],
-                    refs: dict[str, Any]) -> list[EntitySync]:
+def register_agents(
+    app: faust.App, config: Config, topics: Topics, tables: dict[str, Any], refs: dict[str, Any]
+) -> list[EntitySync]:
     """Declare one sync agent per entity, and a leader-only poll timer where configured."""
     syncs = []
     for name, entity in config.entities.items():
         mapper = build_mapper(entity.mapping, entity.mapper, entity.mapper_options)
         sync = EntitySync(
-            entity=name, config=entity, mapper=mapper, table=tables[name], refs=refs[name],
+            entity=name,
+            config=entity,
+            mapper=mapper,
+            table=tables[name],
+            refs=refs[name],
             topics=topics,
-            sink_factory=functools.partial(build_sink, entity.target.provider,
-                                           entity.target.settings),
+            sink_factory=functools.partial(
+                build_sink, entity.target.provider, entity.target.settings
+            ),
             writer_factory=functools.partial(_writer, config, entity, set(mapper.columns)),
         )
         syncs.append(sync)
         app.agent(topics.entities[name], name=f"sync-{name}", concurrency=1)(
-            agent_for(sync, config))
+            agent_for(sync, config)
+        )
         if entity.poll.interval_s is not None:
             poller = Poller(sync, topics.entities[name], refs[name])
             app.timer(entity.poll.interval_s, on_leader=True)(_timer_for(poller))
@@ -62,8 +74,11 @@ def _timer_for(poller: Poller) -> Any:
         try:
             await poller.poll_once()
         except Exception:  # a failed poll is retried at the next interval
-            log.exception("%s: poll failed; next try in %.0fs", poller.sync.entity,
-                          poller.sync.config.poll.interval_s)
+            log.exception(
+                "%s: poll failed; next try in %.0fs",
+                poller.sync.entity,
+                poller.sync.config.poll.interval_s,
+            )
 
     poll.__name__ = poll.__qualname__ = f"poll_{poller.sync.entity}"
     return poll

@@ -151,8 +151,12 @@ def _decide_source(
             if known_id is None:
                 return Decision("skip", f"{why}; nothing to mark")
             field = config.policies.mark_field or ""
-            return Decision("mark_target", f"{why}; policy source_delete=mark",
-                            payload={field: config.policies.mark_value}, external_id=known_id)
+            return Decision(
+                "mark_target",
+                f"{why}; policy source_delete=mark",
+                payload={field: config.policies.mark_value},
+                external_id=known_id,
+            )
         if known_id is not None:
             return Decision("delete", why, external_id=known_id, expected_version=None)
         try:
@@ -160,12 +164,15 @@ def _decide_source(
         except MappingError:
             # Without a full before image there is no natural key to look up.
             return Decision("skip", "row was never synced")
-        return Decision("delete", f"{why}; not in state, look up by natural key",
-                        payload=payload)
+        return Decision("delete", f"{why}; not in state, look up by natural key", payload=payload)
 
-    if (config.watch and change.op == "update" and change.before is not None
-            and known_id is not None
-            and all(change.before.get(c) == after.get(c) for c in config.watch)):
+    if (
+        config.watch
+        and change.op == "update"
+        and change.before is not None
+        and known_id is not None
+        and all(change.before.get(c) == after.get(c) for c in config.watch)
+    ):
         return Decision("skip", "no watched column changed", external_id=known_id)
 
     payload = mapper.to_external(after)
@@ -173,10 +180,17 @@ def _decide_source(
     if known_id is None:
         return Decision("create", "new row", payload=payload, payload_hash=digest)
     if state is not None and state.payload_hash == digest and state.status == "synced":
-        return Decision("skip", "no mapped field changed (or the echo of our own pull)",
-                        external_id=known_id)
-    return Decision("update", "mapped fields changed", payload=payload, payload_hash=digest,
-                    external_id=known_id, expected_version=version)
+        return Decision(
+            "skip", "no mapped field changed (or the echo of our own pull)", external_id=known_id
+        )
+    return Decision(
+        "update",
+        "mapped fields changed",
+        payload=payload,
+        payload_hash=digest,
+        external_id=known_id,
+        expected_version=version,
+    )
 
 
 def _decide_external(
@@ -186,28 +200,46 @@ def _decide_external(
     assert ext is not None
     policies = config.policies
     if state is None or state.external_id is None:
-        return Decision("skip", "external object not linked to this entity (yet)",
-                        external_id=ext.external_id)
+        return Decision(
+            "skip", "external object not linked to this entity (yet)", external_id=ext.external_id
+        )
     if state.external_id != ext.external_id:
-        return Decision("skip", f"stale reference: entity is linked to {state.external_id}",
-                        external_id=ext.external_id)
+        return Decision(
+            "skip",
+            f"stale reference: entity is linked to {state.external_id}",
+            external_id=ext.external_id,
+        )
 
     if ext.change == "delete":
         if policies.target_delete == "ignore":
-            return Decision("skip", "external object deleted; policy target_delete=ignore",
-                            external_id=ext.external_id)
+            return Decision(
+                "skip",
+                "external object deleted; policy target_delete=ignore",
+                external_id=ext.external_id,
+            )
         if policies.target_delete == "mark":
-            return Decision("mark_source", "external object deleted; policy target_delete=mark",
-                            external_id=ext.external_id)
-        return Decision("pull_delete", "external object deleted; policy target_delete=delete",
-                        external_id=ext.external_id)
+            return Decision(
+                "mark_source",
+                "external object deleted; policy target_delete=mark",
+                external_id=ext.external_id,
+            )
+        return Decision(
+            "pull_delete",
+            "external object deleted; policy target_delete=delete",
+            external_id=ext.external_id,
+        )
 
     if ext.version is not None and ext.version == state.row_id:
-        return Decision("skip", "echo of our own write (same version)",
-                        external_id=ext.external_id)
+        return Decision("skip", "echo of our own write (same version)", external_id=ext.external_id)
 
-    common = {"external_id": ext.external_id, "fields": dict(ext.fields),
-              "version": ext.version}
+    if ext.version is not None and ext.version in state.superseded:
+        return Decision(
+            "skip",
+            "stale: our own write already replaced that version",
+            external_id=ext.external_id,
+        )
+
+    common = {"external_id": ext.external_id, "fields": dict(ext.fields), "version": ext.version}
     if state.status == "failed":
         # The source changed too and that change is not pushed yet: both sides changed.
         policy = policies.conflict
@@ -218,4 +250,5 @@ def _decide_external(
         if policy == "newest_wins":
             return Decision("push_current", "conflict: newest wins (compare on apply)", **common)
         return Decision("push_current", "conflict: source wins", **common)
-    return Decision("pull", "external object changed", **common)
+    # payload_hash: the source payload we last agreed on; the pull checks the row still has it.
+    return Decision("pull", "external object changed", payload_hash=state.payload_hash, **common)

@@ -72,25 +72,42 @@ class Poller:
                     report.unknown_ignored += 1
                 self.last_seen[record.id] = version
                 continue
-            await self._publish(key, ExternalChange(
-                change="upsert", external_id=record.id, version=version,
-                fields=dict(record.fields), observed_ms=int(time.time() * 1000)))
+            await self._publish(
+                key,
+                ExternalChange(
+                    change="upsert",
+                    external_id=record.id,
+                    version=version,
+                    fields=dict(record.fields),
+                    observed_ms=int(time.time() * 1000),
+                ),
+            )
             self.last_seen[record.id] = version
             report.published += 1
         for external_id, key in known_before.items():
             if external_id in listed or external_id in self.reported_gone:
                 continue
-            await self._publish(key, ExternalChange(
-                change="delete", external_id=external_id,
-                observed_ms=int(time.time() * 1000)))
+            await self._publish(
+                key,
+                ExternalChange(
+                    change="delete", external_id=external_id, observed_ms=int(time.time() * 1000)
+                ),
+            )
             self.reported_gone.add(external_id)
             report.deleted += 1
         self.reported_gone &= set(known_before)
         report.seconds = time.monotonic() - started
-        log.info("%s: polled %d external records in %.2fs: %d changed, %d gone, %d created "
-                 "in source, %d unknown ignored", self.sync.entity, report.listed,
-                 report.seconds, report.published, report.deleted, report.created_in_source,
-                 report.unknown_ignored)
+        log.info(
+            "%s: polled %d external records in %.2fs: %d changed, %d gone, %d created "
+            "in source, %d unknown ignored",
+            self.sync.entity,
+            report.listed,
+            report.seconds,
+            report.published,
+            report.deleted,
+            report.created_in_source,
+            report.unknown_ignored,
+        )
         return report
 
     async def _publish(self, key: str, change: ExternalChange) -> None:

@@ -86,8 +86,7 @@ class EntitySync:
 
     @functools.cached_property
     def applier(self) -> Applier:
-        return Applier(config=self.config, mapper=self.mapper, sink=self.sink,
-                       writer=self.writer)
+        return Applier(config=self.config, mapper=self.mapper, sink=self.sink, writer=self.writer)
 
     async def process_batch(self, events: Sequence[EventT]) -> None:
         """Process one ``take_events`` batch: keys concurrently, each key in order."""
@@ -123,16 +122,29 @@ class EntitySync:
         except ConfigurationError as exc:
             await self._dead_letter(event, position, entity_id, "configuration", exc, 1)
         except Exception as exc:  # the worker must keep going whatever happens
-            log.exception("%s %s: unexpected error at %s[%d]@%d", self.entity, entity_id,
-                          msg.topic, msg.partition, msg.offset)
+            log.exception(
+                "%s %s: unexpected error at %s[%d]@%d",
+                self.entity,
+                entity_id,
+                msg.topic,
+                msg.partition,
+                msg.offset,
+            )
             await self._dead_letter(event, position, entity_id, "internal", exc, 1)
 
-    async def _sync(self, event: EventT, change: ChangeEvent, position: SourcePosition,
-                    received: int) -> None:
+    async def _sync(
+        self, event: EventT, change: ChangeEvent, position: SourcePosition, received: int
+    ) -> None:
         raw_state = self.table.get(change.entity_id)
         state = SyncState.model_validate(raw_state) if raw_state else None
-        decision = decide(change, state, config=self.config, mapper=self.mapper,
-                          partition=position.partition, offset=position.offset)
+        decision = decide(
+            change,
+            state,
+            config=self.config,
+            mapper=self.mapper,
+            partition=position.partition,
+            offset=position.offset,
+        )
         counter = CallCounter()
         token = call_counter.set(counter)
         attempt = 0
@@ -140,27 +152,46 @@ class EntitySync:
             while True:
                 attempt += 1
                 try:
-                    outcome = await self.applier.apply(decision, entity_id=change.entity_id,
-                                                       source_row=change.after)
+                    outcome = await self.applier.apply(
+                        decision, entity_id=change.entity_id, source_row=change.after
+                    )
                     break
                 except SinkTransientError as exc:
                     if attempt >= self.max_attempts:
                         raise
                     delay = backoff_delay(attempt, retry_after=exc.retry_after)
-                    log.warning("%s %s: transient failure (%s); retry %d/%d in %.2fs",
-                                self.entity, change.entity_id, exc, attempt + 1,
-                                self.max_attempts, delay)
+                    log.warning(
+                        "%s %s: transient failure (%s); retry %d/%d in %.2fs",
+                        self.entity,
+                        change.entity_id,
+                        exc,
+                        attempt + 1,
+                        self.max_attempts,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
         except SinkError as exc:
-            failed = (state or SyncState()).model_copy(update={
-                "status": "failed", "last_error": str(exc)[:500],
-                "last_partition": position.partition, "last_offset": position.offset,
-                "updated_ms": _now_ms()})
+            failed = (state or SyncState()).model_copy(
+                update={
+                    "status": "failed",
+                    "last_error": str(exc)[:500],
+                    "last_partition": position.partition,
+                    "last_offset": position.offset,
+                    "updated_ms": _now_ms(),
+                }
+            )
             self._store(change.entity_id, failed)
             await self._write_status(change.entity_id, failed, attempt)
             reason = "sink_transient" if isinstance(exc, SinkTransientError) else "sink_permanent"
-            await self._dead_letter(event, position, change.entity_id, reason, exc, attempt,
-                                    details={"api_calls": counter.calls})
+            await self._dead_letter(
+                event,
+                position,
+                change.entity_id,
+                reason,
+                exc,
+                attempt,
+                details={"api_calls": counter.calls},
+            )
             return
         finally:
             call_counter.reset(token)
@@ -172,24 +203,35 @@ class EntitySync:
             await self._write_status(change.entity_id, new_state, attempt)
         if outcome.action == "park":
             await self._conflict(change.entity_id, outcome, position)
-        await self._result(change.entity_id, change, outcome, position, received,
-                           counter.calls, attempt)
+        await self._result(
+            change.entity_id, change, outcome, position, received, counter.calls, attempt
+        )
 
-    def _next_state(self, state: SyncState | None, outcome: Outcome,
-                    position: SourcePosition) -> SyncState:
+    def _next_state(
+        self, state: SyncState | None, outcome: Outcome, position: SourcePosition
+    ) -> SyncState:
         base = state or SyncState()
-        update: dict[str, Any] = {"last_partition": position.partition,
-                                  "last_offset": position.offset, "updated_ms": _now_ms()}
+        update: dict[str, Any] = {
+            "last_partition": position.partition,
+            "last_offset": position.offset,
+            "updated_ms": _now_ms(),
+        }
         if outcome.action in _GONE:
-            update |= {"status": "deleted", "external_id": None, "row_id": None,
-                       "payload_hash": None, "last_error": None}
+            update |= {
+                "status": "deleted",
+                "external_id": None,
+                "row_id": None,
+                "payload_hash": None,
+                "last_error": None,
+            }
         elif outcome.action in _SYNCED:
-            update |= {"status": "synced", "external_id": outcome.external_id,
-                       "last_error": None}
+            update |= {"status": "synced", "external_id": outcome.external_id, "last_error": None}
             if outcome.version is not None or outcome.action != "mark_source":
                 update["row_id"] = outcome.version
             if outcome.payload_hash is not None:
                 update["payload_hash"] = outcome.payload_hash
+            if outcome.superseded is not None:
+                update["superseded"] = [*base.superseded, outcome.superseded][-8:]
         elif outcome.action == "park":
             update |= {"status": "conflict", "external_id": outcome.external_id}
         return base.model_copy(update=update)
@@ -198,8 +240,7 @@ class EntitySync:
         # Write the value back: Faust only logs assignments to the changelog.
         self.table[entity_id] = state.model_dump(mode="json")
 
-    def _link(self, event: EventT, entity_id: str, old: SyncState | None,
-              new: SyncState) -> None:
+    def _link(self, event: EventT, entity_id: str, old: SyncState | None, new: SyncState) -> None:
         """Keep the external id -> entity key reference (``make_ref``) the poller needs."""
         old_id = old.external_id if old else None
         if old_id and old_id != new.external_id and old_id in self.refs:
@@ -227,54 +268,109 @@ class EntitySync:
         try:
             await self.writer.write_status(entity_id, values)
         except Exception as exc:  # status is informative; never fail the sync for it
-            log.warning("%s %s: could not write sync-status columns: %s", self.entity,
-                        entity_id, exc)
+            log.warning(
+                "%s %s: could not write sync-status columns: %s", self.entity, entity_id, exc
+            )
 
     def _external_ref(self, outcome: Outcome) -> ExternalRef | None:
         if outcome.external_id is None:
             return None
-        return ExternalRef(type=self.sink.object_type, id=outcome.external_id,
-                           link=self.sink.link(outcome.external_id),
-                           row_id=outcome.record.row_id if outcome.record else None)
+        return ExternalRef(
+            type=self.sink.object_type,
+            id=outcome.external_id,
+            link=self.sink.link(outcome.external_id),
+            row_id=outcome.record.row_id if outcome.record else None,
+        )
 
-    async def _result(self, entity_id: str, change: ChangeEvent | None, outcome: Outcome,
-                      position: SourcePosition, received: int, calls: int,
-                      attempts: int) -> None:
+    async def _result(
+        self,
+        entity_id: str,
+        change: ChangeEvent | None,
+        outcome: Outcome,
+        position: SourcePosition,
+        received: int,
+        calls: int,
+        attempts: int,
+    ) -> None:
         completed = _now_ms()
         committed = change.committed_ms if change else None
         start = committed if committed is not None else received
         result = SyncResult(
-            entity=self.entity, entity_id=entity_id, op=change.op if change else None,
-            origin=change.origin if change else "source", action=outcome.action,
-            reason=outcome.reason, source=position, external=self._external_ref(outcome),
-            api_calls=calls, attempts=attempts, committed_ms=committed,
-            received_ms=received, completed_ms=completed,
-            latency_ms=float(max(completed - start, 0)))
-        log.info("%s %s: %s (%s) %s[%d]@%d", self.entity, entity_id, outcome.action,
-                 outcome.reason, position.topic, position.partition, position.offset)
-        await self.topics.results.send(key=entity_id.encode(),
-                                       value=result.model_dump_json().encode())
+            entity=self.entity,
+            entity_id=entity_id,
+            op=change.op if change else None,
+            origin=change.origin if change else "source",
+            action=outcome.action,
+            reason=outcome.reason,
+            source=position,
+            external=self._external_ref(outcome),
+            api_calls=calls,
+            attempts=attempts,
+            committed_ms=committed,
+            received_ms=received,
+            completed_ms=completed,
+            latency_ms=float(max(completed - start, 0)),
+        )
+        log.info(
+            "%s %s: %s (%s) %s[%d]@%d",
+            self.entity,
+            entity_id,
+            outcome.action,
+            outcome.reason,
+            position.topic,
+            position.partition,
+            position.offset,
+        )
+        await self.topics.results.send(
+            key=entity_id.encode(), value=result.model_dump_json().encode()
+        )
 
-    async def _conflict(self, entity_id: str, outcome: Outcome,
-                        position: SourcePosition) -> None:
+    async def _conflict(self, entity_id: str, outcome: Outcome, position: SourcePosition) -> None:
         event = ConflictEvent(
-            entity=self.entity, entity_id=entity_id, external=self._external_ref(outcome),
+            entity=self.entity,
+            entity_id=entity_id,
+            external=self._external_ref(outcome),
             source_version=outcome.conflict.get("source"),
-            target_version=outcome.conflict.get("target"), source=position,
-            detected_ms=_now_ms())
-        await self.topics.conflicts.send(key=entity_id.encode(),
-                                         value=event.model_dump_json().encode())
+            target_version=outcome.conflict.get("target"),
+            source=position,
+            detected_ms=_now_ms(),
+        )
+        await self.topics.conflicts.send(
+            key=entity_id.encode(), value=event.model_dump_json().encode()
+        )
 
-    async def _dead_letter(self, event: EventT, position: SourcePosition, entity_id: str | None,
-                           reason: str, exc: Exception, attempts: int,
-                           details: dict[str, Any] | None = None) -> None:
+    async def _dead_letter(
+        self,
+        event: EventT,
+        position: SourcePosition,
+        entity_id: str | None,
+        reason: str,
+        exc: Exception,
+        attempts: int,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         letter = DeadLetter(
-            entity=self.entity, entity_id=entity_id, reason=reason,
-            error_type=type(exc).__name__, error=str(exc)[:2000], attempts=attempts,
-            source=position, original=RawRecord.from_bytes(event.key, event.value),
-            failed_ms=_now_ms(), details=details or {})
-        log.warning("%s %s: dead letter (%s: %s) %s[%d]@%d", self.entity, entity_id, reason,
-                    exc, position.topic, position.partition, position.offset)
+            entity=self.entity,
+            entity_id=entity_id,
+            reason=reason,
+            error_type=type(exc).__name__,
+            error=str(exc)[:2000],
+            attempts=attempts,
+            source=position,
+            original=RawRecord.from_bytes(event.key, event.value),
+            failed_ms=_now_ms(),
+            details=details or {},
+        )
+        log.warning(
+            "%s %s: dead letter (%s: %s) %s[%d]@%d",
+            self.entity,
+            entity_id,
+            reason,
+            exc,
+            position.topic,
+            position.partition,
+            position.offset,
+        )
         key = entity_id.encode() if entity_id else event.key
         await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
 
@@ -284,8 +380,9 @@ def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any
 
     # concurrency=1 keeps partition order; parallelism comes from process_batch.
     async def agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(config.app.batch_size,
-                                               within=config.app.batch_within_s):
+        async for events in stream.take_events(
+            config.app.batch_size, within=config.app.batch_within_s
+        ):
             await sync.process_batch(events)
 
     agent.__name__ = agent.__qualname__ = f"sync_{sync.entity}"

@@ -166,17 +166,23 @@ class EntityConfig(_Model):
                 "matched to the external record instead of creating a second one"
             )
         if p.conflict == "newest_wins" and not (p.source_timestamp and p.target_timestamp):
-            raise ValueError("policies.conflict=newest_wins needs source_timestamp and "
-                             "target_timestamp")
+            raise ValueError(
+                "policies.conflict=newest_wins needs source_timestamp and target_timestamp"
+            )
         if p.source_delete == "mark" and not p.mark_field:
             raise ValueError("policies.source_delete=mark needs mark_field")
         if p.target_delete == "mark" and not p.mark_column:
             raise ValueError("policies.target_delete=mark needs mark_column")
-        needs_source = (p.target_delete != "ignore" or p.unknown_target == "create"
-                        or self.poll.interval_s is not None or self.status_columns is not None)
+        needs_source = (
+            p.target_delete != "ignore"
+            or p.unknown_target == "create"
+            or self.poll.interval_s is not None
+            or self.status_columns is not None
+        )
         if needs_source and self.source is None:
-            raise ValueError("two-way sync (poll, target deletes, status columns) needs "
-                             "source: {table: ...}")
+            raise ValueError(
+                "two-way sync (poll, target deletes, status columns) needs source: {table: ...}"
+            )
         return self
 
 

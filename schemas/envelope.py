@@ -145,6 +145,8 @@ def parse_change(
         raise SchemaError(
             f"value must be a JSON object (a Debezium envelope), got {type(data).__name__}"
         )
+    if data.get("origin") == "external":
+        return _external(entity_id, data)
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:

@@ -17,6 +17,8 @@ class SyncState(BaseModel):
     external_id: str | None = None
     #: ``rowId`` the external system returned for our last write.
     row_id: str | None = None
+    #: External versions our own writes replaced after a conflict: events carrying them are stale.
+    superseded: list[str] = []
     #: sha256 of the canonical JSON of the payload last pushed.
     payload_hash: str | None = None
     #: failed: the last source change is not pushed yet; conflict: parked for an operator.

@@ -51,10 +51,13 @@ def topic_specs(config: Config) -> list[TopicSpec]:
     """Every topic to pre-create, all with the same partition count (co-partitioning)."""
     n = config.topics.partitions
     specs = [TopicSpec(e.topic, n) for e in config.entities.values()]
-    specs += [TopicSpec(t, n) for t in (config.topics.results, config.topics.dead_letters,
-                                         config.topics.conflicts)]
+    specs += [
+        TopicSpec(t, n)
+        for t in (config.topics.results, config.topics.dead_letters, config.topics.conflicts)
+    ]
     for name in config.entities:
         specs.append(TopicSpec(config.changelog_topic(name), n, compacted=True))
-        specs.append(TopicSpec(config.changelog_topic(name, config.refs_table(name)), n,
-                               compacted=True))
+        specs.append(
+            TopicSpec(config.changelog_topic(name, config.refs_table(name)), n, compacted=True)
+        )
     return specs

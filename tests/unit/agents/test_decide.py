@@ -16,36 +16,61 @@ from cdcsync.schemas.state import SyncState
 MAP = FieldMap({"firstName": "first_name", "email": "email"})
 ROW = {"id": 1, "first_name": "Ada", "email": "a@x.org", "notes": "n", "kind": "person"}
 PAYLOAD = {"firstName": "Ada", "email": "a@x.org"}
-SYNCED = SyncState(external_id="x1", row_id="r1", payload_hash=payload_hash(PAYLOAD),
-                   last_partition=0, last_offset=10)
+SYNCED = SyncState(
+    external_id="x1",
+    row_id="r1",
+    payload_hash=payload_hash(PAYLOAD),
+    last_partition=0,
+    last_offset=10,
+)
 FAILED = SYNCED.model_copy(update={"status": "failed"})
 
 
 def config(**overrides: Any) -> EntityConfig:
     policies = overrides.pop("policies", {})
-    return EntityConfig(topic="t", natural_key=["email"], target={"provider": "rest"},
-                        mapping={"firstName": "first_name", "email": "email"},
-                        source={"table": "contact"}, policies=policies, **overrides)
+    return EntityConfig(
+        topic="t",
+        natural_key=["email"],
+        target={"provider": "rest"},
+        mapping={"firstName": "first_name", "email": "email"},
+        source={"table": "contact"},
+        policies=policies,
+        **overrides,
+    )
 
 
-def source(op: str, row: dict[str, Any] = ROW, before: dict[str, Any] | None = None
-           ) -> ChangeEvent:
-    return ChangeEvent(entity_id="1", op=op, before=row if op == "delete" else before,
-                       after=None if op == "delete" else row)
+def source(op: str, row: dict[str, Any] = ROW, before: dict[str, Any] | None = None) -> ChangeEvent:
+    return ChangeEvent(
+        entity_id="1",
+        op=op,
+        before=row if op == "delete" else before,
+        after=None if op == "delete" else row,
+    )
 
 
-def external(change: str = "upsert", version: str | None = "r2", external_id: str = "x1"
-             ) -> ChangeEvent:
-    ext = ExternalChange(change=change, external_id=external_id, version=version,
-                         fields={"firstName": "Bo", "email": "a@x.org"})
-    return ChangeEvent(entity_id="1", op="delete" if change == "delete" else "update",
-                       before=None, after=None, origin="external", external=ext)
+def external(
+    change: str = "upsert", version: str | None = "r2", external_id: str = "x1"
+) -> ChangeEvent:
+    ext = ExternalChange(
+        change=change,
+        external_id=external_id,
+        version=version,
+        fields={"firstName": "Bo", "email": "a@x.org"},
+    )
+    return ChangeEvent(
+        entity_id="1",
+        op="delete" if change == "delete" else "update",
+        before=None,
+        after=None,
+        origin="external",
+        external=ext,
+    )
 
 
-def run(change: ChangeEvent, state: SyncState | None, cfg: EntityConfig | None = None,
-        offset: int = 11):
-    return decide(change, state, config=cfg or config(), mapper=MAP, partition=0,
-                  offset=offset)
+def run(
+    change: ChangeEvent, state: SyncState | None, cfg: EntityConfig | None = None, offset: int = 11
+):
+    return decide(change, state, config=cfg or config(), mapper=MAP, partition=0, offset=offset)
 
 
 # (name, change, state, config overrides, action, external_id, reason fragment)
@@ -54,72 +79,238 @@ CASES = [
     ("insert, unknown", source("create"), None, {}, "create", None, "new row"),
     ("snapshot read, unknown", source("read"), None, {}, "create", None, "new row"),
     ("update of an unknown row", source("update"), None, {}, "create", None, "new row"),
-    ("unmapped column changed", source("update", {**ROW, "notes": "x"}), SYNCED, {}, "skip",
-     "x1", "no mapped field changed"),
+    (
+        "unmapped column changed",
+        source("update", {**ROW, "notes": "x"}),
+        SYNCED,
+        {},
+        "skip",
+        "x1",
+        "no mapped field changed",
+    ),
     ("echo of our pull", source("update"), SYNCED, {}, "skip", "x1", "echo of our own pull"),
-    ("mapped column changed", source("update", {**ROW, "first_name": "Bo"}), SYNCED, {},
-     "update", "x1", "mapped fields changed"),
-    ("retry after a failed push", source("update"), FAILED, {}, "update", "x1",
-     "mapped fields changed"),
-    ("re-insert after delete", source("create"),
-     SyncState(status="deleted"), {}, "create", None, "new row"),
-    ("watched column unchanged", source("update", {**ROW, "first_name": "Bo"}, before=ROW),
-     SYNCED, {"watch": ["email"]}, "skip", "x1", "no watched column"),
-    ("watched column changed", source("update", {**ROW, "email": "b@x.org"}, before=ROW),
-     SYNCED, {"watch": ["email"]}, "update", "x1", "mapped fields changed"),
-    ("filtered out, never synced", source("create", {**ROW, "kind": "company"}), None,
-     {"filter": {"kind": "person"}}, "skip", None, "does not match the filter"),
-    ("stops matching the filter", source("update", {**ROW, "kind": "company"}), SYNCED,
-     {"filter": {"kind": ["person", "lead"]}}, "delete", "x1", "no longer matches"),
-    ("matches a filter list", source("create"), None, {"filter": {"kind": ["person"]}},
-     "create", None, "new row"),
+    (
+        "mapped column changed",
+        source("update", {**ROW, "first_name": "Bo"}),
+        SYNCED,
+        {},
+        "update",
+        "x1",
+        "mapped fields changed",
+    ),
+    (
+        "retry after a failed push",
+        source("update"),
+        FAILED,
+        {},
+        "update",
+        "x1",
+        "mapped fields changed",
+    ),
+    (
+        "re-insert after delete",
+        source("create"),
+        SyncState(status="deleted"),
+        {},
+        "create",
+        None,
+        "new row",
+    ),
+    (
+        "watched column unchanged",
+        source("update", {**ROW, "first_name": "Bo"}, before=ROW),
+        SYNCED,
+        {"watch": ["email"]},
+        "skip",
+        "x1",
+        "no watched column",
+    ),
+    (
+        "watched column changed",
+        source("update", {**ROW, "email": "b@x.org"}, before=ROW),
+        SYNCED,
+        {"watch": ["email"]},
+        "update",
+        "x1",
+        "mapped fields changed",
+    ),
+    (
+        "filtered out, never synced",
+        source("create", {**ROW, "kind": "company"}),
+        None,
+        {"filter": {"kind": "person"}},
+        "skip",
+        None,
+        "does not match the filter",
+    ),
+    (
+        "stops matching the filter",
+        source("update", {**ROW, "kind": "company"}),
+        SYNCED,
+        {"filter": {"kind": ["person", "lead"]}},
+        "delete",
+        "x1",
+        "no longer matches",
+    ),
+    (
+        "matches a filter list",
+        source("create"),
+        None,
+        {"filter": {"kind": ["person"]}},
+        "create",
+        None,
+        "new row",
+    ),
     # source deletes
     ("delete, synced", source("delete"), SYNCED, {}, "delete", "x1", "row deleted"),
-    ("delete, unknown: look up", source("delete"), None, {}, "delete", None,
-     "look up by natural key"),
-    ("delete, no before image", source("delete", {"id": 1}), None, {}, "skip", None,
-     "never synced"),
-    ("delete, already deleted", source("delete"), SyncState(status="deleted"), {}, "skip", None,
-     "already deleted"),
-    ("delete, policy ignore", source("delete"), SYNCED,
-     {"policies": {"source_delete": "ignore"}}, "skip", "x1", "source_delete=ignore"),
-    ("delete, policy mark", source("delete"), SYNCED,
-     {"policies": {"source_delete": "mark", "mark_field": "archived"}}, "mark_target", "x1",
-     "source_delete=mark"),
+    (
+        "delete, unknown: look up",
+        source("delete"),
+        None,
+        {},
+        "delete",
+        None,
+        "look up by natural key",
+    ),
+    (
+        "delete, no before image",
+        source("delete", {"id": 1}),
+        None,
+        {},
+        "skip",
+        None,
+        "never synced",
+    ),
+    (
+        "delete, already deleted",
+        source("delete"),
+        SyncState(status="deleted"),
+        {},
+        "skip",
+        None,
+        "already deleted",
+    ),
+    (
+        "delete, policy ignore",
+        source("delete"),
+        SYNCED,
+        {"policies": {"source_delete": "ignore"}},
+        "skip",
+        "x1",
+        "source_delete=ignore",
+    ),
+    (
+        "delete, policy mark",
+        source("delete"),
+        SYNCED,
+        {"policies": {"source_delete": "mark", "mark_field": "archived"}},
+        "mark_target",
+        "x1",
+        "source_delete=mark",
+    ),
     # external side changed
-    ("external change pulled", external(), SYNCED, {}, "pull", "x1",
-     "external object changed"),
+    ("external change pulled", external(), SYNCED, {}, "pull", "x1", "external object changed"),
     ("echo of our push", external(version="r1"), SYNCED, {}, "skip", "x1", "echo"),
     ("external, entity unlinked", external(), None, {}, "skip", "x1", "not linked"),
-    ("external, stale reference", external(external_id="x9"), SYNCED, {}, "skip", "x9",
-     "stale reference"),
+    (
+        "external, stale reference",
+        external(external_id="x9"),
+        SYNCED,
+        {},
+        "skip",
+        "x9",
+        "stale reference",
+    ),
     # both sides changed: the source change is not pushed yet
     ("conflict, source wins", external(), FAILED, {}, "push_current", "x1", "source wins"),
-    ("conflict, target wins", external(), FAILED,
-     {"policies": {"conflict": "target_wins"}}, "pull", "x1", "target wins"),
-    ("conflict, manual", external(), FAILED, {"policies": {"conflict": "manual"}}, "park", "x1",
-     "policy manual"),
-    ("conflict, newest wins", external(), FAILED,
-     {"policies": {"conflict": "newest_wins", "source_timestamp": "updated_at",
-                   "target_timestamp": "modifiedAt"}}, "push_current", "x1", "newest wins"),
+    (
+        "conflict, target wins",
+        external(),
+        FAILED,
+        {"policies": {"conflict": "target_wins"}},
+        "pull",
+        "x1",
+        "target wins",
+    ),
+    (
+        "conflict, manual",
+        external(),
+        FAILED,
+        {"policies": {"conflict": "manual"}},
+        "park",
+        "x1",
+        "policy manual",
+    ),
+    (
+        "conflict, newest wins",
+        external(),
+        FAILED,
+        {
+            "policies": {
+                "conflict": "newest_wins",
+                "source_timestamp": "updated_at",
+                "target_timestamp": "modifiedAt",
+            }
+        },
+        "push_current",
+        "x1",
+        "newest wins",
+    ),
     # external deletes
-    ("external delete, ignore", external("delete"), SYNCED, {}, "skip", "x1",
-     "target_delete=ignore"),
-    ("external delete, delete", external("delete"), SYNCED,
-     {"policies": {"target_delete": "delete"}}, "pull_delete", "x1", "target_delete=delete"),
-    ("external delete, mark", external("delete"), SYNCED,
-     {"policies": {"target_delete": "mark", "mark_column": "archived"}}, "mark_source", "x1",
-     "target_delete=mark"),
+    (
+        "external delete, ignore",
+        external("delete"),
+        SYNCED,
+        {},
+        "skip",
+        "x1",
+        "target_delete=ignore",
+    ),
+    (
+        "external delete, delete",
+        external("delete"),
+        SYNCED,
+        {"policies": {"target_delete": "delete"}},
+        "pull_delete",
+        "x1",
+        "target_delete=delete",
+    ),
+    (
+        "external delete, mark",
+        external("delete"),
+        SYNCED,
+        {"policies": {"target_delete": "mark", "mark_column": "archived"}},
+        "mark_source",
+        "x1",
+        "target_delete=mark",
+    ),
     # parked entities wait for an operator, whichever side changes
-    ("parked, source change", source("update", {**ROW, "first_name": "Z"}),
-     SYNCED.model_copy(update={"status": "conflict"}), {}, "skip", None, "parked"),
-    ("parked, external change", external(), SYNCED.model_copy(update={"status": "conflict"}),
-     {}, "skip", None, "parked"),
+    (
+        "parked, source change",
+        source("update", {**ROW, "first_name": "Z"}),
+        SYNCED.model_copy(update={"status": "conflict"}),
+        {},
+        "skip",
+        None,
+        "parked",
+    ),
+    (
+        "parked, external change",
+        external(),
+        SYNCED.model_copy(update={"status": "conflict"}),
+        {},
+        "skip",
+        None,
+        "parked",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("change", "state", "overrides", "action", "external_id", "reason"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("change", "state", "overrides", "action", "external_id", "reason"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
 def test_decision_table(change, state, overrides, action, external_id, reason):
     decision = run(change, state, config(**overrides))
     assert decision.action == action
@@ -135,12 +326,14 @@ def test_decision_table(change, state, overrides, action, external_id, reason):
         assert decision.version == change.external.version
 
 
-@pytest.mark.parametrize(("partition", "offset", "skipped"),
-                         [(0, 9, True), (0, 10, True), (0, 11, False), (1, 5, False)])
+@pytest.mark.parametrize(
+    ("partition", "offset", "skipped"), [(0, 9, True), (0, 10, True), (0, 11, False), (1, 5, False)]
+)
 def test_redelivered_offsets_are_skipped(partition, offset, skipped):
     changed = source("update", {**ROW, "first_name": "Bo"})
-    decision = decide(changed, SYNCED, config=config(), mapper=MAP, partition=partition,
-                      offset=offset)
+    decision = decide(
+        changed, SYNCED, config=config(), mapper=MAP, partition=partition, offset=offset
+    )
     assert (decision.action == "skip") is skipped
 
 

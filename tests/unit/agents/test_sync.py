@@ -113,9 +113,16 @@ CONFIG = EntityConfig(
 
 @pytest.fixture
 def sync() -> EntitySync:
-    return EntitySync(entity="contact", config=CONFIG, mapper=FieldMap(CONFIG.mapping),
-                      sink_factory=MemorySink, table={}, refs={}, topics=Topics(),
-                      max_attempts=3)
+    return EntitySync(
+        entity="contact",
+        config=CONFIG,
+        mapper=FieldMap(CONFIG.mapping),
+        sink_factory=MemorySink,
+        table={},
+        refs={},
+        topics=Topics(),
+        max_attempts=3,
+    )
 
 
 class Feed:
