@@ -75,7 +75,7 @@ class Applier:
     async def apply(
         self, decision: Decision, *, entity_id: str, source_row: Mapping[str, Any] | None
     ) -> Outcome:
-        """Apply ``decision``; raises SinkError subclasses for the caller to retry or dead-letter."""
+        """Apply ``decision``; SinkError subclasses propagate to be retried or dead-lettered."""
         handler = getattr(self, f"_{decision.action}")
         outcome: Outcome = await handler(decision, entity_id, source_row)
         return outcome
