@@ -26,7 +26,9 @@ class _Mapper(Protocol):
 
     def to_external(self, row: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    def to_source(self, fields: Mapping[str, Any]) -> dict[str, Any]: ...
+    def to_source(
+        self, fields: Mapping[str, Any], *, current: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +213,24 @@ class Applier:
             if payload_hash(self.mapper.to_external(current)) != d.payload_hash:
                 # The row changed too and its event is still on its way: both sides changed.
                 return await self._settle(d, entity_id, current, "conflict")
+        else:
+            current = None
         record = ExternalRecord(d.external_id, d.version, d.fields or {})
-        return await self._pull_record(entity_id, record, d.reason, version=d.version)
+        return await self._pull_record(
+            entity_id, record, d.reason, version=d.version, current=current
+        )
 
     async def _pull_record(
-        self, entity_id: str, record: ExternalRecord, reason: str, *, version: str | None = None
+        self,
+        entity_id: str,
+        record: ExternalRecord,
+        reason: str,
+        *,
+        version: str | None = None,
+        current: Mapping[str, Any] | None = None,
     ) -> Outcome:
-        values = self.mapper.to_source(record.fields)
+        # ``current`` lets the write modes (if_empty, append) see the row they write into.
+        values = self.mapper.to_source(record.fields, current=current)
         written = await self._need_writer().update(entity_id, values)
         if written is None:
             return Outcome("skip", "source row is gone; nothing to pull into", record.id)

@@ -46,7 +46,9 @@ def register_agents(
     """Declare one sync agent per entity, and a leader-only poll timer where configured."""
     syncs = []
     for name, entity in config.entities.items():
-        mapper = build_mapper(entity.mapping, entity.mapper, entity.mapper_options)
+        mapper = build_mapper(
+            entity.mapping, entity.mapper, entity.mapper_options, where=f"entities.{name}"
+        )
         sync = EntitySync(
             entity=name,
             config=entity,
@@ -57,7 +59,7 @@ def register_agents(
             sink_factory=functools.partial(
                 build_sink, entity.target.provider, entity.target.settings
             ),
-            writer_factory=functools.partial(_writer, config, entity, set(mapper.columns)),
+            writer_factory=functools.partial(_writer, config, entity, set(mapper.pull_columns)),
         )
         syncs.append(sync)
         app.agent(topics.entities[name], name=f"sync-{name}", concurrency=1)(

@@ -43,6 +43,8 @@ class AppConfig(_Model):
     datadir: str = ".cdcsync/faust"
     batch_size: int = Field(default=200, ge=1)
     batch_within_s: float = Field(default=0.05, gt=0)
+    #: Where a new consumer group starts: the whole topic, or only what comes next.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     #: A crashed worker's partitions move to the others after this long.
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=3.0, gt=0)

@@ -30,7 +30,7 @@ def create_app(config: Config) -> faust.App:
         datadir=config.app.datadir,
         web_host="127.0.0.1",
         web_port=config.app.web_port,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=config.app.auto_offset_reset,
         producer_acks=-1,
         broker_session_timeout=config.app.session_timeout_s,
         broker_heartbeat_interval=config.app.heartbeat_interval_s,

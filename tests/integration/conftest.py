@@ -40,7 +40,13 @@ def stack() -> StackSettings:
 def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     demo = Path(__file__).resolve().parents[2] / "demo" / "cdcsync.yaml"
     data = yaml.safe_load(demo.read_text())
-    data["app"].update(id="cdcsync-it", web_port=6067)
+    # A fresh consumer group and tables per session: state never leaks between runs
+    # against a long-lived local stack; "latest" skips the topic's history.
+    data["app"].update(
+        id=f"cdcsync-it-{uuid.uuid4().hex[:8]}", web_port=6067, auto_offset_reset="latest"
+    )
+    data["entities"]["contact"]["poll"] = {"interval_s": 1}
+    data["entities"]["contact"]["policies"]["target_delete"] = "delete"
     target = data["entities"]["contact"]["target"]["settings"]
     target.update(base_url=f"http://127.0.0.1:{API_PORT}", token_env="CDCSYNC_IT_TOKEN")
     path = tmp_path_factory.mktemp("config") / "cdcsync.yaml"
@@ -118,6 +124,20 @@ class Api:
             if not cursor:
                 break
         return [i for i in items if str(i.get("email", "")).endswith(f".{tag}@example.org")]
+
+    def edit(self, external_id: str, **fields: Any) -> dict[str, Any]:
+        """Someone edits the object in the external system."""
+        current = self.client.get(f"/api/v1/contacts/{external_id}").raise_for_status().json()
+        body = {k: v for k, v in current.items() if k not in ("id", "rowId")} | fields
+        return (
+            self.client.put(f"/api/v1/contacts/{external_id}", json=body).raise_for_status().json()
+        )
+
+    def create(self, **fields: Any) -> dict[str, Any]:
+        return self.client.post("/api/v1/contacts", json=fields).raise_for_status().json()
+
+    def delete(self, external_id: str) -> None:
+        self.client.delete(f"/api/v1/contacts/{external_id}").raise_for_status()
 
 
 @pytest.fixture

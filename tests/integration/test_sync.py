@@ -41,7 +41,7 @@ def test_insert_update_delete_reach_the_api_once_each(worker, db, watcher, exter
     assert results_for(events, b) == ["create", "skip"]
     assert results_for(events, c) == ["create", "delete", "skip"]
     skip_b = next(e for _t, e in events if e["entity_id"] == b and e["action"] == "skip")
-    assert skip_b["api_calls"] == 0 and skip_b["reason"] == "no mapped field changed"
+    assert skip_b["api_calls"] == 0 and skip_b["reason"].startswith("no mapped field changed")
     for _t, e in events:
         assert e["kind"] == "result"
         assert e["source"]["topic"] == "cdcsync.contact"

@@ -1,0 +1,378 @@
+"""The PostgreSQL write-back: the pull direction writes external changes into the source table.
+
+:class:`PostgresWriter` reads, updates, inserts and deletes rows of one table
+by key, and writes the optional sync-status columns. Statements are built from
+``psycopg.sql`` identifiers and ``%s`` placeholders only (see the ``*_sql``
+functions, unit-tested without a server); only configured columns are ever
+written. Failures are translated at this boundary: a lost connection is a
+``SinkTransientError`` (the next call reconnects), a refused statement a
+``SinkPermanentError`` naming the table and columns, never values or the DSN.
+
+Rows come back as dicts shaped like Debezium's ``after`` image for text, integer,
+boolean and array columns (str, int, bool, list). With this project's connector
+(``decimal.handling.mode=string``) numerics are strings, and so they are here
+(``Decimal`` -> plain string, e.g. ``"12.50"``); ``uuid`` becomes its string.
+Temporal values are *left as Python types* (``datetime``, ``date``, ``time``,
+``timedelta``), as are ``json``/``jsonb`` (dict/list) and ``bytea`` (bytes):
+Debezium encodes those per column type and precision (ISO strings for
+``timestamptz``, epoch micros for ``timestamp``, epoch days for ``date``, JSON
+text for ``json``), which a caller comparing with an event must convert by
+column type. Dict values written to a column are sent as ``jsonb``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from cdcsync.errors import (
+    ConfigurationError,
+    MappingError,
+    SinkError,
+    SinkPermanentError,
+    SinkTransientError,
+)
+
+__all__ = [
+    "PostgresWriter",
+    "adapt",
+    "checked_columns",
+    "columns_sql",
+    "delete_sql",
+    "insert_sql",
+    "json_friendly",
+    "select_sql",
+    "update_sql",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+#: SQLSTATE classes whose primary message names objects but never values:
+#: 23 integrity (values are only in DETAIL), 42 syntax / undefined objects.
+_SAFE_MESSAGE_CLASSES = ("23", "42")
+
+
+# -- statements (pure) -------------------------------------------------------------------
+
+
+def _table(schema: str, table: str) -> sql.Identifier:
+    return sql.Identifier(schema, table)
+
+
+def select_sql(schema: str, table: str, key: str) -> sql.Composed:
+    """``SELECT * FROM schema.table WHERE key = %s``."""
+    return sql.SQL("SELECT * FROM {} WHERE {} = %s").format(
+        _table(schema, table), sql.Identifier(key)
+    )
+
+
+def update_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql.Composed:
+    """``UPDATE … SET col = %s, … WHERE key = %s RETURNING *``; values follow ``columns``."""
+    if not columns:
+        raise ValueError("an UPDATE needs at least one column")
+    assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
+    return sql.SQL("UPDATE {} SET {} WHERE {} = %s RETURNING *").format(
+        _table(schema, table), assignments, sql.Identifier(key)
+    )
+
+
+def insert_sql(schema: str, table: str, columns: Sequence[str]) -> sql.Composed:
+    """``INSERT INTO … (cols) VALUES (%s, …) RETURNING *`` (``DEFAULT VALUES`` for none)."""
+    if not columns:
+        return sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING *").format(_table(schema, table))
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING *").format(
+        _table(schema, table),
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(", ").join(sql.Placeholder() for _ in columns),
+    )
+
+
+def delete_sql(schema: str, table: str, key: str) -> sql.Composed:
+    """``DELETE FROM … WHERE key = %s``."""
+    return sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+        _table(schema, table), sql.Identifier(key)
+    )
+
+
+def columns_sql() -> sql.SQL:
+    """The table's columns from ``information_schema``; parameters: schema, table."""
+    return sql.SQL(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
+    )
+
+
+def checked_columns(values: Mapping[str, Any], allowed: Collection[str], what: str) -> list[str]:
+    """The columns of ``values`` in a stable order; MappingError if one is not ``allowed``."""
+    refused = sorted(c for c in values if c not in allowed)
+    if refused:
+        raise MappingError(
+            f"{what}: column(s) {refused} are not allowed to be written; allowed: {sorted(allowed)}"
+        )
+    return list(values)
+
+
+def adapt(value: Any) -> Any:
+    """A value ready for a placeholder: dicts (and lists holding dicts) go as ``jsonb``."""
+    if isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+    ):
+        return Jsonb(value)
+    return value
+
+
+def json_friendly(value: Any) -> Any:
+    """Decimal -> plain string, UUID -> string, recursively in lists; the rest unchanged."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, list):
+        return [json_friendly(v) for v in value]
+    return value
+
+
+# -- the writer --------------------------------------------------------------------------
+
+
+class PostgresWriter:
+    """Writes one table by key over one async connection, shared by concurrent callers.
+
+    Calls are serialised by a lock; a connection found broken is replaced on the
+    next call, and idempotent calls retry once on a fresh connection when a
+    reused one turns out to be dead (e.g. after a server restart).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        table: str,
+        schema: str = "public",
+        key_column: str = "id",
+        allowed_columns: Collection[str],
+        status_columns: Collection[str] = (),
+        connect_timeout: float = 10.0,
+    ) -> None:
+        try:
+            params = conninfo_to_dict(dsn)
+        except psycopg.Error:
+            raise ConfigurationError(
+                f"PostgreSQL {schema}.{table}: the connection string is invalid"
+            ) from None
+        self._dsn = dsn
+        self._secrets = [s for s in (dsn, str(params.get("password") or "")) if s]
+        self._where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
+        self.table = table
+        self.schema = schema
+        self.key_column = key_column
+        self.allowed_columns = frozenset(allowed_columns)
+        self.status_columns = frozenset(status_columns)
+        self.connect_timeout = connect_timeout
+        self.name = f"{schema}.{table}"
+        self._conn: Conn | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"PostgresWriter({self.name} at {self._where})"
+
+    async def __aenter__(self) -> PostgresWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection; the next call opens a new one."""
+        async with self._lock:
+            await self._drop()
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def fetch(self, entity_id: str | int) -> dict[str, Any] | None:
+        """The current row, or ``None`` if there is none."""
+        query = select_sql(self.schema, self.table, self.key_column)
+        return await self._run("fetch", (), lambda c: self._one(c, query, [entity_id]))
+
+    async def update(
+        self, entity_id: str | int, values: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Write ``values`` (allowed columns only) and return the row after the write.
+
+        ``None`` if the row is gone; with no values, the current row is returned.
+        """
+        columns = checked_columns(values, self.allowed_columns, f"update of {self.name}")
+        if not columns:
+            return await self.fetch(entity_id)
+        query = update_sql(self.schema, self.table, self.key_column, columns)
+        params = [*(adapt(values[c]) for c in columns), entity_id]
+        return await self._run("update", columns, lambda c: self._one(c, query, params))
+
+    async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert a row of ``values`` (allowed columns only) and return it as stored."""
+        columns = checked_columns(values, self.allowed_columns, f"insert into {self.name}")
+        query = insert_sql(self.schema, self.table, columns)
+        params = [adapt(values[c]) for c in columns]
+        row = await self._run(
+            "insert", columns, lambda c: self._one(c, query, params), idempotent=False
+        )
+        if row is None:  # RETURNING * always yields the row; a rule or trigger could eat it
+            raise SinkPermanentError(f"PostgreSQL {self.name}: insert returned no row")
+        return row
+
+    async def delete(self, entity_id: str | int) -> bool:
+        """Delete the row; ``False`` if it was already gone."""
+        query = delete_sql(self.schema, self.table, self.key_column)
+        count = await self._run("delete", (), lambda c: self._count(c, query, [entity_id]))
+        return count > 0
+
+    async def write_status(self, entity_id: str | int, values: Mapping[str, Any]) -> None:
+        """Write the sync-status columns (external id, link, status, …); a gone row is fine.
+
+        These columns must not be mapped: their change comes back through
+        Debezium as an update touching no mapped column, which the agent skips.
+        """
+        columns = checked_columns(values, self.status_columns, f"status of {self.name}")
+        if not columns:
+            return
+        query = update_sql(self.schema, self.table, self.key_column, columns)
+        params = [*(adapt(values[c]) for c in columns), entity_id]
+        row = await self._run("write_status", columns, lambda c: self._one(c, query, params))
+        if row is None:
+            logger.debug("%s %s: row gone, sync status not written", self.name, entity_id)
+
+    async def columns(self) -> set[str]:
+        """The table's real columns (empty if the table does not exist)."""
+        params = [self.schema, self.table]
+
+        async def query(conn: Conn) -> set[str]:
+            cur = await conn.execute(columns_sql(), params)
+            return {row["column_name"] for row in await cur.fetchall()}
+
+        return await self._run("columns", (), query)
+
+    async def verify(self) -> None:
+        """ConfigurationError naming every configured column the table lacks (start-up check)."""
+        real = await self.columns()
+        if not real:
+            raise ConfigurationError(
+                f"PostgreSQL {self.name}: no such table (or no privilege to see it)"
+            )
+        wanted = {self.key_column} | self.allowed_columns | self.status_columns
+        missing = sorted(wanted - real)
+        if missing:
+            raise ConfigurationError(
+                f"PostgreSQL {self.name}: configured column(s) {missing} do not exist; "
+                f"the table has {sorted(real)}"
+            )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @staticmethod
+    async def _one(conn: Conn, query: sql.Composed, params: Sequence[Any]) -> dict[str, Any] | None:
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+        return None if row is None else {k: json_friendly(v) for k, v in row.items()}
+
+    @staticmethod
+    async def _count(conn: Conn, query: sql.Composed, params: Sequence[Any]) -> int:
+        cur = await conn.execute(query, params)
+        return int(cur.rowcount)
+
+    async def _run(
+        self,
+        action: str,
+        columns: Sequence[str],
+        op: Callable[[Conn], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+    ) -> T:
+        async with self._lock:
+            for attempt in (1, 2):
+                fresh = self._conn is None or self._conn.closed or self._conn.broken
+                try:
+                    conn = await self._connection()
+                    return await op(conn)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    await self._drop()
+                    if attempt == 1 and idempotent and not fresh:
+                        logger.info("%s: %s on a stale connection; reconnecting", self, action)
+                        continue
+                    raise self._translate(exc, action, columns) from None
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.InternalError):
+                        await self._drop()
+                    raise self._translate(exc, action, columns) from None
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connection(self) -> Conn:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        await self._drop()
+        self._conn = await psycopg.AsyncConnection.connect(
+            self._dsn,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(1, round(self.connect_timeout)),
+        )
+        logger.debug("%s: connected", self)
+        return self._conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            try:
+                await conn.close()
+            except psycopg.Error:  # closing a broken connection may fail too
+                logger.debug("%s: error while closing", self, exc_info=True)
+
+    def _translate(self, exc: psycopg.Error, action: str, columns: Sequence[str]) -> SinkError:
+        """The SinkError for ``exc``: transient for connection trouble, permanent otherwise."""
+        where = f"PostgreSQL {self.name}: {action} failed"
+        if isinstance(
+            exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.InternalError
+        ):
+            first = self._redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            detail = f"{type(exc).__name__}" + (f": {first}" if first else "")
+            logger.warning("%s (%s)", where, detail)
+            return SinkTransientError(f"{where} ({detail}); will reconnect")
+        diag = exc.diag
+        sqlstate = exc.sqlstate
+        parts = [type(exc).__name__]
+        if sqlstate:
+            parts.append(f"SQLSTATE {sqlstate}")
+        if diag.column_name:
+            parts.append(f"column {diag.column_name!r}")
+        elif columns:
+            parts.append(f"columns written {list(columns)}")
+        if diag.constraint_name:
+            parts.append(f"constraint {diag.constraint_name!r}")
+        if diag.datatype_name:
+            parts.append(f"type {diag.datatype_name!r}")
+        if diag.message_primary and (sqlstate or "")[:2] in _SAFE_MESSAGE_CLASSES:
+            parts.append(self._redact(diag.message_primary))
+        elif sqlstate is None and isinstance(exc, psycopg.ProgrammingError) and str(exc):
+            # raised by psycopg itself (e.g. "cannot adapt type 'set'"): names types, not values
+            parts.append(self._redact(str(exc).splitlines()[0]))
+        message = f"{where}: " + "; ".join(parts)
+        logger.warning("%s", message)
+        return SinkPermanentError(message)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
