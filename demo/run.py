@@ -48,6 +48,32 @@ def _changes(dsn: str, tag: str, rows: int, say: Callable[[str], None]) -> list[
     return ids
 
 
+async def _external_edit(client: httpx.AsyncClient, collection: str, entity_id: str,
+                         events: list[tuple[str, dict[str, Any]]], watcher: TopicWatcher,
+                         dsn: str, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """Edit one object in the API, as a user of the external system would, and wait for it."""
+    created = [e for _t, e in events if e["entity_id"] == entity_id and e.get("external")]
+    if not created:
+        return None
+    url = f"{collection}/{created[0]['external']['id']}"
+    current = (await client.get(url)).json()
+    body = {k: v for k, v in current.items() if k not in ("id", "rowId")}
+    await client.put(url, json=body | {"phone": "+1 555 0100"})
+    say(f"\n6/6 edited contact {entity_id} in the external API (phone); waiting for the poll")
+    found = await asyncio.to_thread(
+        watcher.collect, lambda _t, e: e["entity_id"] == entity_id and e["action"] == "pull",
+        1, timeout_s=30)
+    if not found:
+        say("  no pull seen within 30 s")
+        return None
+    event = found[0][1]
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT phone FROM contact WHERE id = %s", (entity_id,)).fetchone()
+    say(f"  pulled into PostgreSQL in {event['latency_ms']:.0f} ms after the poll saw it: "
+        f"phone = {row[0] if row else None!r}")
+    return event
+
+
 async def run_demo(
     config: Config, *, rows: int, keep_running: bool, say: Callable[[str], None] = print
 ) -> None:
@@ -56,17 +82,17 @@ async def run_demo(
 
     rows = max(rows, 3)
     stack = StackSettings()
-    say("1/5 local stack (PostgreSQL, Kafka, Kafka Connect + Debezium)")
+    say("1/6 local stack (PostgreSQL, Kafka, Kafka Connect + Debezium)")
     await asyncio.to_thread(stack_up, config, progress=say)
 
     target = config.entities["contact"].target.settings
     base_url = target["base_url"]
     port = int(httpx.URL(base_url).port or 80)
     os.environ.setdefault(TOKEN_ENV, "demo-token")
-    say(f"2/5 reference API on {base_url}")
+    say(f"2/6 reference API on {base_url}")
     api = run_in_thread(host="127.0.0.1", port=port, token=os.environ[TOKEN_ENV])
 
-    say("3/5 worker")
+    say("3/6 worker")
     worker = WorkerProcess(
         config_path=default_config_path(), log_path=Path(stack.home) / "logs" / "worker.log"
     )
@@ -77,7 +103,7 @@ async def run_demo(
         stack.bootstrap_servers, [config.topics.results, config.topics.dead_letters]
     )
     tag = str(int(time.time()))
-    say("4/5 changes in PostgreSQL")
+    say("4/6 changes in PostgreSQL")
     ids = await asyncio.to_thread(_changes, stack.pg_dsn(), tag, rows, say)
 
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
@@ -92,7 +118,7 @@ async def run_demo(
 
     # inserts + 2 updates + 1 delete + its tombstone + the malformed record
     expected = rows + 5
-    say(f"5/5 waiting for {expected} results")
+    say(f"5/6 waiting for {expected} results")
 
     def show(topic: str, event: dict[str, Any]) -> None:
         ext = event.get("external") or {}
@@ -103,19 +129,21 @@ async def run_demo(
 
     events = await asyncio.to_thread(
         watcher.collect,
-        lambda _t, e: e.get("entity_id") in ids,
+        lambda _t, e: e.get("entity_id") in ids and e.get("origin", "source") == "source",
         expected,
         timeout_s=120,
         on_event=show,
     )
-    watcher.close()
 
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
     ) as client:
+        pulled = await _external_edit(client, f"{base_url}{target['collection_path']}", ids[2],
+                                      events, watcher, stack.pg_dsn(), say)
         listing = (
             await client.get(f"{base_url}{target['collection_path']}", params={"limit": 1000})
         ).json()["items"]
+    watcher.close()
     ours = [r for r in listing if r.get("email", "").endswith(f".{tag}@example.org")]
     say("\nexternal API now holds:")
     for rec in ours:
@@ -153,5 +181,6 @@ async def run_demo(
     worker.stop()
     api.stop()
     say("done; the stack keeps running (`cdcsync local down` stops it)")
-    if len(events) < expected or len(ours) != rows - 1:
+    say(f"  pulled back    {1 if pulled else 0} external edit")
+    if len(events) < expected or len(ours) != rows - 1 or pulled is None:
         raise SystemExit("demo incomplete: see the worker log " + str(worker.log_path))
