@@ -65,6 +65,7 @@ def register_agents(
         app.agent(topics.entities[name], name=f"sync-{name}", concurrency=1)(
             agent_for(sync, config)
         )
+        app.timer(config.app.retry_tick_s)(_retry_timer_for(sync, topics.entities[name]))
         if entity.poll.interval_s is not None:
             poller = Poller(sync, topics.entities[name], refs[name])
             app.timer(entity.poll.interval_s, on_leader=True)(_timer_for(poller))
@@ -84,3 +85,16 @@ def _timer_for(poller: Poller) -> Any:
 
     poll.__name__ = poll.__qualname__ = f"poll_{poller.sync.entity}"
     return poll
+
+
+def _retry_timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
+    sent: dict[str, int] = {}  # entity id -> retry_at already signalled
+
+    async def retry_due() -> None:
+        try:
+            await sync.send_due_retries(topic, sent)
+        except Exception:  # the next tick tries again
+            log.exception("%s: could not send due retries", sync.entity)
+
+    retry_due.__name__ = retry_due.__qualname__ = f"retry_{sync.entity}"
+    return retry_due

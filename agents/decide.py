@@ -240,7 +240,7 @@ def _decide_external(
         )
 
     common = {"external_id": ext.external_id, "fields": dict(ext.fields), "version": ext.version}
-    if state.status == "failed":
+    if state.unpushed:
         # The source changed too and that change is not pushed yet: both sides changed.
         policy = policies.conflict
         if policy == "target_wins":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from cdcsync.errors import MappingError, SinkError
 from cdcsync.schemas.envelope import ExternalChange
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class PollReport:
     published: int = 0
     deleted: int = 0
     created_in_source: int = 0
+    not_created: int = 0
     unknown_ignored: int = 0
     seconds: float = 0.0
 
@@ -66,8 +68,19 @@ class Poller:
             if key is None:
                 if policies.unknown_target == "create" and self.sync.writer is not None:
                     # The row's Debezium event then finds this record by natural key.
-                    await self.sync.writer.insert(self.sync.mapper.to_source(record.fields))
-                    report.created_in_source += 1
+                    try:
+                        await self.sync.writer.insert(self.sync.mapper.to_source(record.fields))
+                        report.created_in_source += 1
+                    except (SinkError, MappingError) as exc:
+                        # Typically the row exists already (natural key taken) and its own
+                        # events are about to link it; never let one record stop the poll.
+                        log.warning(
+                            "%s: external %s not created in the source: %s",
+                            self.sync.entity,
+                            record.id,
+                            exc,
+                        )
+                        report.not_created += 1
                 else:
                     report.unknown_ignored += 1
                 self.last_seen[record.id] = version

@@ -1,9 +1,13 @@
 """The sync agent: consume an entity topic, decide, apply, record state, emit one event.
 
-Every record consumed ends as exactly one result or one dead letter; nothing
+Every change consumed ends as exactly one result or one dead letter; nothing
 raised here escapes to Faust (which would ack and skip the record). Records of
 one batch are grouped by key: groups run concurrently, the records of one key
 strictly in order, so the partition stays the lock for each entity.
+
+A transient failure parks the entity (``agents.parking``): its later records
+queue behind the failed one in its state, the other entities keep flowing, and
+a retry record sent through the same topic redrives them when due.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from faust.types import EventT
 
 from cdcsync.agents.apply import Applier, Outcome
 from cdcsync.agents.decide import decide
-from cdcsync.agents.retry import backoff_delay
+from cdcsync.agents.emit import Emitter, RawEvent, now_ms
+from cdcsync.agents.parking import park_behind, park_failed, to_bytes, to_parked, unpark
 from cdcsync.errors import (
     ConfigurationError,
     MappingError,
@@ -30,15 +35,8 @@ from cdcsync.errors import (
     SinkTransientError,
 )
 from cdcsync.schemas.config import Config, EntityConfig
-from cdcsync.schemas.envelope import ChangeEvent, Ignored, parse_change, parse_key
-from cdcsync.schemas.events import (
-    ConflictEvent,
-    DeadLetter,
-    ExternalRef,
-    RawRecord,
-    SourcePosition,
-    SyncResult,
-)
+from cdcsync.schemas.envelope import ChangeEvent, Control, Ignored, parse_change, parse_key
+from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import SyncState
 from cdcsync.sinks.base import CallCounter, Sink, SourceWriter, call_counter
 from cdcsync.streams.tables import bind_event
@@ -47,17 +45,13 @@ if TYPE_CHECKING:
     from cdcsync.mappers.base import Mapper
     from cdcsync.streams.topics import Topics
 
-__all__ = ["EntitySync"]
+__all__ = ["EntitySync", "agent_for"]
 
 log = logging.getLogger(__name__)
 
 #: Outcomes after which the entity is in sync, and those after which it is gone.
 _SYNCED = {"create", "update", "pull", "mark_source"}
 _GONE = {"delete", "pull_delete", "mark_target"}
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -72,7 +66,6 @@ class EntitySync:
     refs: Any  # faust GlobalTable[str, str]: external id -> entity key (JSON text)
     topics: Topics
     writer_factory: Callable[[], SourceWriter | None] = lambda: None
-    max_attempts: int = 3
 
     @functools.cached_property
     def sink(self) -> Sink:
@@ -88,6 +81,12 @@ class EntitySync:
     def applier(self) -> Applier:
         return Applier(config=self.config, mapper=self.mapper, sink=self.sink, writer=self.writer)
 
+    @functools.cached_property
+    def emit(self) -> Emitter:
+        return Emitter(self.entity, self.topics, self.sink)
+
+    # -- consuming ---------------------------------------------------------------------
+
     async def process_batch(self, events: Sequence[EventT]) -> None:
         """Process one ``take_events`` batch: keys concurrently, each key in order."""
         groups: dict[bytes | None, list[EventT]] = {}
@@ -100,112 +99,289 @@ class EntitySync:
             await self.process(event)
 
     async def process(self, event: EventT) -> None:
-        """Take one record to a result or a dead letter; never raises."""
-        received = _now_ms()
+        """Take one record to a result, a dead letter or the entity's parked queue."""
         msg = event.message
         position = SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset)
-        bind_event(event)
+        bind_event(event)  # table writes go to this record's changelog partition
+        await self.handle(RawEvent(event.key, event.value, position, now_ms()))
+
+    async def handle(self, raw: RawEvent) -> None:
+        """Handle one record; never raises."""
         entity_id: str | None = None
         try:
             # The key first: a dead letter for a bad value still names its entity.
-            entity_id = parse_key(event.key, key_field=self.config.key)
-            parsed = parse_change(event.key, event.value, key_field=self.config.key)
+            entity_id = parse_key(raw.key, key_field=self.config.key)
+            parsed = parse_change(raw.key, raw.value, key_field=self.config.key)
             if isinstance(parsed, Ignored):
-                skip = Outcome("skip", parsed.reason, None)
-                await self._result(entity_id, None, skip, position, received, 0, 1)
+                await self.emit.result(
+                    entity_id, None, Outcome("skip", parsed.reason, None), raw, calls=0, attempts=1
+                )
                 return
-            await self._sync(event, parsed, position, received)
+            if isinstance(parsed, Control):
+                await self._control(entity_id, parsed)
+                return
+            state = self._load(entity_id)
+            pos = raw.position
+            if state is not None and state.status == "retrying":
+                if state.seen(pos.partition, pos.offset):
+                    skip = Outcome(
+                        "skip",
+                        f"already applied (redelivered offset {pos.offset})",
+                        state.external_id,
+                    )
+                    await self.emit.result(entity_id, parsed, skip, raw, calls=0, attempts=1)
+                    return
+                self._store(entity_id, park_behind(state, self._parked(raw)))
+                log.info(
+                    "%s %s: queued behind a parked event %s[%d]@%d",
+                    self.entity,
+                    entity_id,
+                    pos.topic,
+                    pos.partition,
+                    pos.offset,
+                )
+                return
+            await self._run(raw, parsed, state, attempt=1, errors=[])
         except SchemaError as exc:
-            await self._dead_letter(event, position, entity_id, "schema", exc, 1)
-        except MappingError as exc:
-            await self._dead_letter(event, position, entity_id, "mapping", exc, 1)
-        except ConfigurationError as exc:
-            await self._dead_letter(event, position, entity_id, "configuration", exc, 1)
+            await self.emit.dead_letter(raw, entity_id, "schema", exc, 1)
         except Exception as exc:  # the worker must keep going whatever happens
-            log.exception(
-                "%s %s: unexpected error at %s[%d]@%d",
-                self.entity,
-                entity_id,
-                msg.topic,
-                msg.partition,
-                msg.offset,
-            )
-            await self._dead_letter(event, position, entity_id, "internal", exc, 1)
+            await self._unexpected(raw, entity_id, exc)
 
-    async def _sync(
-        self, event: EventT, change: ChangeEvent, position: SourcePosition, received: int
-    ) -> None:
-        raw_state = self.table.get(change.entity_id)
-        state = SyncState.model_validate(raw_state) if raw_state else None
+    async def _unexpected(self, raw: RawEvent, entity_id: str | None, exc: Exception) -> None:
+        pos = raw.position
+        log.exception(
+            "%s %s: unexpected error at %s[%d]@%d",
+            self.entity,
+            entity_id,
+            pos.topic,
+            pos.partition,
+            pos.offset,
+        )
+        await self.emit.dead_letter(raw, entity_id, "internal", exc, 1)
+
+    # -- one attempt -------------------------------------------------------------------
+
+    async def _run(
+        self,
+        raw: RawEvent,
+        change: ChangeEvent,
+        state: SyncState | None,
+        *,
+        attempt: int,
+        errors: list[str],
+    ) -> bool:
+        """Try one change; True when it ended (result or dead letter), False when parked."""
+        try:
+            return await self._attempt(raw, change, state, attempt=attempt, errors=errors)
+        except MappingError as exc:
+            await self.emit.dead_letter(raw, change.entity_id, "mapping", exc, attempt)
+        except ConfigurationError as exc:
+            await self.emit.dead_letter(raw, change.entity_id, "configuration", exc, attempt)
+        except Exception as exc:
+            await self._unexpected(raw, change.entity_id, exc)
+        return True
+
+    async def _attempt(
+        self,
+        raw: RawEvent,
+        change: ChangeEvent,
+        state: SyncState | None,
+        *,
+        attempt: int,
+        errors: list[str],
+    ) -> bool:
+        pos = raw.position
         decision = decide(
             change,
             state,
             config=self.config,
             mapper=self.mapper,
-            partition=position.partition,
-            offset=position.offset,
+            partition=pos.partition,
+            offset=pos.offset,
         )
         counter = CallCounter()
         token = call_counter.set(counter)
-        attempt = 0
         try:
-            while True:
-                attempt += 1
-                try:
-                    outcome = await self.applier.apply(
-                        decision, entity_id=change.entity_id, source_row=change.after
-                    )
-                    break
-                except SinkTransientError as exc:
-                    if attempt >= self.max_attempts:
-                        raise
-                    delay = backoff_delay(attempt, retry_after=exc.retry_after)
-                    log.warning(
-                        "%s %s: transient failure (%s); retry %d/%d in %.2fs",
-                        self.entity,
-                        change.entity_id,
-                        exc,
-                        attempt + 1,
-                        self.max_attempts,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-        except SinkError as exc:
-            failed = (state or SyncState()).model_copy(
-                update={
-                    "status": "failed",
-                    "last_error": str(exc)[:500],
-                    "last_partition": position.partition,
-                    "last_offset": position.offset,
-                    "updated_ms": _now_ms(),
-                }
+            outcome = await self.applier.apply(
+                decision, entity_id=change.entity_id, source_row=change.after
             )
-            self._store(change.entity_id, failed)
-            await self._write_status(change.entity_id, failed, attempt)
-            reason = "sink_transient" if isinstance(exc, SinkTransientError) else "sink_permanent"
-            await self._dead_letter(
-                event,
-                position,
-                change.entity_id,
-                reason,
+        except SinkError as exc:
+            transient = isinstance(exc, SinkTransientError)
+            if transient and attempt < self.config.retry.max_attempts:
+                parked = park_failed(
+                    state or SyncState(),
+                    self._parked(raw),
+                    error=str(exc)[:500],
+                    attempts=attempt,
+                    errors=errors,
+                    now_ms=now_ms(),
+                    retry=self.config.retry,
+                    retry_after=exc.retry_after,
+                )
+                self._store(change.entity_id, parked)
+                await self._write_status(change.entity_id, parked, attempt)
+                log.warning(
+                    "%s %s: transient failure, attempt %d/%d (%s); parked until %s",
+                    self.entity,
+                    change.entity_id,
+                    attempt,
+                    self.config.retry.max_attempts,
+                    exc,
+                    time.strftime("%H:%M:%S", time.localtime(parked.retry_at_ms / 1000)),
+                )
+                return False
+            await self._give_up(
+                raw,
+                change,
+                state,
                 exc,
                 attempt,
-                details={"api_calls": counter.calls},
+                [*errors, str(exc)[:500]],
+                counter.calls,
+                transient=transient,
             )
-            return
+            return True
         finally:
             call_counter.reset(token)
 
-        new_state = self._next_state(state, outcome, position)
+        new_state = self._next_state(state, outcome, pos)
         self._store(change.entity_id, new_state)
-        self._link(event, change.entity_id, state, new_state)
+        self._link(raw, change.entity_id, state, new_state)
         if outcome.action != "skip":
             await self._write_status(change.entity_id, new_state, attempt)
         if outcome.action == "park":
-            await self._conflict(change.entity_id, outcome, position)
-        await self._result(
-            change.entity_id, change, outcome, position, received, counter.calls, attempt
+            await self.emit.conflict(change.entity_id, outcome, raw)
+        await self.emit.result(
+            change.entity_id, change, outcome, raw, calls=counter.calls, attempts=attempt
         )
+        return True
+
+    async def _give_up(
+        self,
+        raw: RawEvent,
+        change: ChangeEvent,
+        state: SyncState | None,
+        exc: SinkError,
+        attempts: int,
+        errors: list[str],
+        calls: int,
+        *,
+        transient: bool,
+    ) -> None:
+        pos = raw.position
+        failed = (state or SyncState()).model_copy(
+            update={
+                "status": "permanently_failed",
+                "last_error": str(exc)[:500],
+                "last_partition": pos.partition,
+                "last_offset": pos.offset,
+                "attempts": 0,
+                "errors": [],
+                "retry_at_ms": None,
+                "updated_ms": now_ms(),
+            }
+        )
+        self._store(change.entity_id, failed)
+        await self._write_status(change.entity_id, failed, attempts)
+        reason = "sink_transient" if transient else "sink_permanent"
+        await self.emit.dead_letter(
+            raw,
+            change.entity_id,
+            reason,
+            exc,
+            attempts,
+            details={"api_calls": calls, "errors": errors},
+        )
+        if transient:
+            await self.emit.notify(
+                change.entity_id,
+                "error",
+                f"gave up after {attempts} attempts: {str(exc)[:300]}",
+                raw,
+            )
+
+    # -- parked entities ---------------------------------------------------------------
+
+    def _parked(self, raw: RawEvent) -> Any:
+        p = raw.position
+        return to_parked(
+            raw.key,
+            raw.value,
+            topic=p.topic,
+            partition=p.partition,
+            offset=p.offset,
+            received_ms=raw.received_ms,
+        )
+
+    async def _control(self, entity_id: str, control: Control) -> None:
+        state = self._load(entity_id)
+        if state is None or not state.parked:
+            return
+        if control.command == "cancel":
+            for i, parked in enumerate(state.parked):
+                key, value = to_bytes(parked)
+                raw = RawEvent(
+                    key,
+                    value,
+                    SourcePosition(
+                        topic=parked.topic, partition=parked.partition, offset=parked.offset
+                    ),
+                    parked.received_ms,
+                )
+                await self.emit.dead_letter(
+                    raw,
+                    entity_id,
+                    "cancelled",
+                    f"cancelled by an operator ({control.by})",
+                    state.attempts if i == 0 else 0,
+                    details={"errors": state.errors if i == 0 else []},
+                )
+            self._store(
+                entity_id,
+                unpark(state).model_copy(
+                    update={
+                        "status": "permanently_failed",
+                        "last_error": "cancelled by an operator",
+                    }
+                ),
+            )
+            await self.emit.notify(
+                entity_id, "info", f"{len(state.parked)} parked event(s) cancelled"
+            )
+            return
+        if not control.force and (state.retry_at_ms or 0) > now_ms():
+            return  # a duplicate or early tick: the retry is not due yet
+        await self._redrive(entity_id, state)
+
+    async def _redrive(self, entity_id: str, state: SyncState) -> None:
+        """Retry the parked events in order until one fails again or none is left."""
+        attempt, errors = state.attempts + 1, list(state.errors)
+        remaining = list(state.parked)
+        while remaining:
+            head = remaining[0]
+            key, value = to_bytes(head)
+            raw = RawEvent(
+                key,
+                value,
+                SourcePosition(topic=head.topic, partition=head.partition, offset=head.offset),
+                head.received_ms,
+            )
+            current = self._load(entity_id) or SyncState()
+            parsed = parse_change(key, value, key_field=self.config.key)
+            if isinstance(parsed, ChangeEvent):
+                if not await self._run(raw, parsed, current, attempt=attempt, errors=errors):
+                    return  # parked again, with the rest still queued behind it
+            remaining = remaining[1:]
+            after = self._load(entity_id) or SyncState()
+            self._store(entity_id, after.model_copy(update={"parked": remaining}))
+            attempt, errors = 1, []
+        self._store(entity_id, unpark(self._load(entity_id) or SyncState()))
+
+    # -- state -------------------------------------------------------------------------
+
+    def _load(self, entity_id: str) -> SyncState | None:
+        raw_state = self.table.get(entity_id)
+        return SyncState.model_validate(raw_state) if raw_state else None
 
     def _next_state(
         self, state: SyncState | None, outcome: Outcome, position: SourcePosition
@@ -214,7 +390,10 @@ class EntitySync:
         update: dict[str, Any] = {
             "last_partition": position.partition,
             "last_offset": position.offset,
-            "updated_ms": _now_ms(),
+            "updated_ms": now_ms(),
+            "attempts": 0,
+            "errors": [],
+            "retry_at_ms": None,
         }
         if outcome.action in _GONE:
             update |= {
@@ -234,19 +413,21 @@ class EntitySync:
                 update["superseded"] = [*base.superseded, outcome.superseded][-8:]
         elif outcome.action == "park":
             update |= {"status": "conflict", "external_id": outcome.external_id}
+        elif base.status == "retrying":
+            update["status"] = "synced"  # a skip ends the retry too
         return base.model_copy(update=update)
 
     def _store(self, entity_id: str, state: SyncState) -> None:
         # Write the value back: Faust only logs assignments to the changelog.
         self.table[entity_id] = state.model_dump(mode="json")
 
-    def _link(self, event: EventT, entity_id: str, old: SyncState | None, new: SyncState) -> None:
+    def _link(self, raw: RawEvent, entity_id: str, old: SyncState | None, new: SyncState) -> None:
         """Keep the external id -> entity key reference (``make_ref``) the poller needs."""
         old_id = old.external_id if old else None
         if old_id and old_id != new.external_id and old_id in self.refs:
             del self.refs[old_id]
-        if new.external_id and new.external_id != old_id and event.key is not None:
-            self.refs[new.external_id] = event.key.decode()
+        if new.external_id and new.external_id != old_id and raw.key is not None:
+            self.refs[new.external_id] = raw.key.decode()
 
     async def _write_status(self, entity_id: str, state: SyncState, attempts: int) -> None:
         cols = self.config.status_columns
@@ -272,107 +453,24 @@ class EntitySync:
                 "%s %s: could not write sync-status columns: %s", self.entity, entity_id, exc
             )
 
-    def _external_ref(self, outcome: Outcome) -> ExternalRef | None:
-        if outcome.external_id is None:
-            return None
-        return ExternalRef(
-            type=self.sink.object_type,
-            id=outcome.external_id,
-            link=self.sink.link(outcome.external_id),
-            row_id=outcome.record.row_id if outcome.record else None,
-        )
+    # -- the retry timer ---------------------------------------------------------------
 
-    async def _result(
-        self,
-        entity_id: str,
-        change: ChangeEvent | None,
-        outcome: Outcome,
-        position: SourcePosition,
-        received: int,
-        calls: int,
-        attempts: int,
-    ) -> None:
-        completed = _now_ms()
-        committed = change.committed_ms if change else None
-        start = committed if committed is not None else received
-        result = SyncResult(
-            entity=self.entity,
-            entity_id=entity_id,
-            op=change.op if change else None,
-            origin=change.origin if change else "source",
-            action=outcome.action,
-            reason=outcome.reason,
-            source=position,
-            external=self._external_ref(outcome),
-            api_calls=calls,
-            attempts=attempts,
-            committed_ms=committed,
-            received_ms=received,
-            completed_ms=completed,
-            latency_ms=float(max(completed - start, 0)),
-        )
-        log.info(
-            "%s %s: %s (%s) %s[%d]@%d",
-            self.entity,
-            entity_id,
-            outcome.action,
-            outcome.reason,
-            position.topic,
-            position.partition,
-            position.offset,
-        )
-        await self.topics.results.send(
-            key=entity_id.encode(), value=result.model_dump_json().encode()
-        )
-
-    async def _conflict(self, entity_id: str, outcome: Outcome, position: SourcePosition) -> None:
-        event = ConflictEvent(
-            entity=self.entity,
-            entity_id=entity_id,
-            external=self._external_ref(outcome),
-            source_version=outcome.conflict.get("source"),
-            target_version=outcome.conflict.get("target"),
-            source=position,
-            detected_ms=_now_ms(),
-        )
-        await self.topics.conflicts.send(
-            key=entity_id.encode(), value=event.model_dump_json().encode()
-        )
-
-    async def _dead_letter(
-        self,
-        event: EventT,
-        position: SourcePosition,
-        entity_id: str | None,
-        reason: str,
-        exc: Exception,
-        attempts: int,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        letter = DeadLetter(
-            entity=self.entity,
-            entity_id=entity_id,
-            reason=reason,
-            error_type=type(exc).__name__,
-            error=str(exc)[:2000],
-            attempts=attempts,
-            source=position,
-            original=RawRecord.from_bytes(event.key, event.value),
-            failed_ms=_now_ms(),
-            details=details or {},
-        )
-        log.warning(
-            "%s %s: dead letter (%s: %s) %s[%d]@%d",
-            self.entity,
-            entity_id,
-            reason,
-            exc,
-            position.topic,
-            position.partition,
-            position.offset,
-        )
-        key = entity_id.encode() if entity_id else event.key
-        await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
+    async def send_due_retries(self, topic: faust.TopicT, sent: dict[str, int]) -> int:
+        """Send a retry record for each local parked entity whose retry is due."""
+        due = 0
+        now = now_ms()
+        for entity_id, value in list(self.table.items()):
+            if not value or value.get("status") != "retrying" or not value.get("parked"):
+                continue
+            retry_at = value.get("retry_at_ms") or 0
+            if retry_at > now or sent.get(entity_id) == retry_at:
+                continue
+            key, _ = to_bytes(SyncState.model_validate(value).parked[0])
+            control = Control(command="retry", requested_ms=now)
+            await topic.send(key=key, value=control.model_dump_json().encode())
+            sent[entity_id] = retry_at
+            due += 1
+        return due
 
 
 def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any]:

@@ -14,10 +14,32 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from cdcsync.errors import StackError
 
-__all__ = ["TopicWatcher", "WorkerProcess"]
+__all__ = ["TopicWatcher", "WorkerProcess", "start_group_at_end"]
+
+
+def start_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
+    """Commit a new consumer group's offsets at the topics' current end.
+
+    A fresh group then starts with what comes next, yet a worker that crashes
+    before its first commit resumes where the group stood, not at "latest".
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    try:
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = consumer.end_offsets(parts)
+        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
+    finally:
+        consumer.close()
 
 
 @dataclass

@@ -43,6 +43,8 @@ class AppConfig(_Model):
     datadir: str = ".cdcsync/faust"
     batch_size: int = Field(default=200, ge=1)
     batch_within_s: float = Field(default=0.05, gt=0)
+    #: How often each worker looks for parked entities whose retry is due.
+    retry_tick_s: float = Field(default=0.5, gt=0)
     #: Where a new consumer group starts: the whole topic, or only what comes next.
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     #: A crashed worker's partitions move to the others after this long.
@@ -71,6 +73,7 @@ class TopicsConfig(_Model):
     results: str = "cdcsync.results"
     dead_letters: str = "cdcsync.deadletters"
     conflicts: str = "cdcsync.conflicts"
+    notifications: str = "cdcsync.notifications"
     partitions: int = Field(default=4, ge=1)
 
 
@@ -116,6 +119,14 @@ class Policies(_Model):
     target_timestamp: str | None = None
 
 
+class RetryConfig(_Model):
+    """Retries of transient failures: exponential backoff with full jitter, then a dead letter."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    base_s: float = Field(default=0.5, gt=0)
+    cap_s: float = Field(default=300.0, gt=0)
+
+
 class StatusColumns(_Model):
     """Optional columns of the source table where cdcsync writes where each row stands."""
 
@@ -148,6 +159,7 @@ class EntityConfig(_Model):
     source: SourceTable | None = None
     poll: PollConfig = PollConfig()
     policies: Policies = Policies()
+    retry: RetryConfig = RetryConfig()
     #: Only rows whose columns hold one of these values are synced (column -> value or list).
     filter: dict[str, Any] = Field(default_factory=dict)
     #: Only changes to these columns trigger a sync (empty: every mapped column).

@@ -15,6 +15,7 @@ from cdcsync.errors import SchemaError
 
 __all__ = [
     "ChangeEvent",
+    "Control",
     "Envelope",
     "ExternalChange",
     "Ignored",
@@ -97,6 +98,22 @@ class ChangeEvent(BaseModel):
     external: ExternalChange | None = None
 
 
+class Control(BaseModel):
+    """An internal command for one entity, sent through its topic to keep it in order.
+
+    ``retry`` redrives the entity's parked events (when due, or now with ``force``);
+    ``cancel`` dead-letters them. Controls are not changes and produce no result.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    origin: Literal["control"] = "control"
+    command: Literal["retry", "cancel"]
+    force: bool = False
+    requested_ms: int | None = None
+    by: str = "timer"
+
+
 class Ignored(BaseModel):
     """A record that is not a change to sync, with the documented reason it is skipped."""
 
@@ -130,7 +147,7 @@ def parse_key(raw: bytes | None, *, key_field: str) -> str:
 
 def parse_change(
     key: bytes | None, value: bytes | None, *, key_field: str
-) -> ChangeEvent | Ignored:
+) -> ChangeEvent | Ignored | Control:
     """Validate one raw record of an entity topic.
 
     Returns the change, or :class:`Ignored` for records that carry no change
@@ -147,6 +164,11 @@ def parse_change(
         )
     if data.get("origin") == "external":
         return _external(entity_id, data)
+    if data.get("origin") == "control":
+        try:
+            return Control.model_validate(data)
+        except ValidationError as exc:
+            raise SchemaError(f"not a control record: {_first_error(exc)}") from exc
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:

@@ -15,6 +15,7 @@ __all__ = [
     "ConflictEvent",
     "DeadLetter",
     "ExternalRef",
+    "Notification",
     "RawRecord",
     "SourcePosition",
     "SyncResult",
@@ -136,3 +137,16 @@ class ConflictEvent(_Event):
     target_version: dict[str, Any] | None
     source: SourcePosition
     detected_ms: int
+
+
+class Notification(_Event):
+    """Something a person should look at: an entity gave up after its retries, say."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["notification"] = "notification"
+    level: Literal["info", "warning", "error"]
+    entity: str
+    entity_id: str | None
+    message: str
+    source: SourcePosition | None = None
+    created_ms: int

@@ -6,7 +6,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["SyncState"]
+__all__ = ["ParkedEvent", "SyncState"]
+
+
+class ParkedEvent(BaseModel):
+    """A record waiting behind a failed one of the same entity, kept in the state (durable)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str | None
+    value: str | None
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+    topic: str
+    partition: int
+    offset: int
+    received_ms: int
 
 
 class SyncState(BaseModel):
@@ -21,13 +35,25 @@ class SyncState(BaseModel):
     superseded: list[str] = []
     #: sha256 of the canonical JSON of the payload last pushed.
     payload_hash: str | None = None
-    #: failed: the last source change is not pushed yet; conflict: parked for an operator.
-    status: Literal["synced", "deleted", "failed", "conflict"] = "synced"
+    #: retrying: events are parked until ``retry_at_ms``; permanently_failed: the last source
+    #: change could not be pushed; conflict: parked for an operator (policy manual).
+    status: Literal["synced", "deleted", "retrying", "permanently_failed", "conflict"] = "synced"
     last_error: str | None = None
+    #: While retrying: attempts made for the first parked event, their errors, when next.
+    attempts: int = 0
+    errors: list[str] = []
+    retry_at_ms: int | None = None
+    #: The failed event first, then the later events of this entity, in order.
+    parked: list[ParkedEvent] = []
     #: Source position of the last event applied, to skip redeliveries.
     last_partition: int | None = None
     last_offset: int | None = None
     updated_ms: int | None = None
+
+    @property
+    def unpushed(self) -> bool:
+        """True when a source change is not in the external system yet."""
+        return self.status in ("retrying", "permanently_failed")
 
     def seen(self, partition: int, offset: int) -> bool:
         """True when the event at ``partition``/``offset`` was already applied."""

@@ -20,6 +20,7 @@ class Topics:
     results: faust.TopicT
     dead_letters: faust.TopicT
     conflicts: faust.TopicT
+    notifications: faust.TopicT
 
 
 def _raw(app: faust.App, name: str, partitions: int) -> faust.TopicT:
@@ -44,6 +45,7 @@ def declare_topics(app: faust.App, config: Config) -> Topics:
         results=_raw(app, config.topics.results, n),
         dead_letters=_raw(app, config.topics.dead_letters, n),
         conflicts=_raw(app, config.topics.conflicts, n),
+        notifications=_raw(app, config.topics.notifications, n),
     )
 
 
@@ -53,7 +55,12 @@ def topic_specs(config: Config) -> list[TopicSpec]:
     specs = [TopicSpec(e.topic, n) for e in config.entities.values()]
     specs += [
         TopicSpec(t, n)
-        for t in (config.topics.results, config.topics.dead_letters, config.topics.conflicts)
+        for t in (
+            config.topics.results,
+            config.topics.dead_letters,
+            config.topics.conflicts,
+            config.topics.notifications,
+        )
     ]
     for name in config.entities:
         specs.append(TopicSpec(config.changelog_topic(name), n, compacted=True))

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import yaml
 
-from cdcsync.demo.harness import TopicWatcher, WorkerProcess
+from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.refapi.server import run_in_thread
 from cdcsync.schemas.config import Config, load_config
 from cdcsync.stack.settings import StackSettings
@@ -41,10 +41,8 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     demo = Path(__file__).resolve().parents[2] / "demo" / "cdcsync.yaml"
     data = yaml.safe_load(demo.read_text())
     # A fresh consumer group and tables per session: state never leaks between runs
-    # against a long-lived local stack; "latest" skips the topic's history.
-    data["app"].update(
-        id=f"cdcsync-it-{uuid.uuid4().hex[:8]}", web_port=6067, auto_offset_reset="latest"
-    )
+    # against a long-lived local stack; the worker fixture starts the group at the end.
+    data["app"].update(id=f"cdcsync-it-{uuid.uuid4().hex[:8]}", web_port=6067)
     data["entities"]["contact"]["poll"] = {"interval_s": 1}
     data["entities"]["contact"]["policies"]["target_delete"] = "delete"
     target = data["entities"]["contact"]["target"]["settings"]
@@ -75,7 +73,14 @@ def api(running_stack: StackSettings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def worker(running_stack: StackSettings, api: str, config_path: Path) -> Iterator[WorkerProcess]:
+def worker(
+    running_stack: StackSettings, api: str, config_path: Path, config: Config
+) -> Iterator[WorkerProcess]:
+    start_group_at_end(
+        running_stack.bootstrap_servers,
+        config.app.id,
+        [e.topic for e in config.entities.values()],
+    )
     proc = WorkerProcess(
         config_path=config_path,
         log_path=Path(running_stack.home) / "logs" / "worker-it.log",

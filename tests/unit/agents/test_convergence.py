@@ -64,6 +64,7 @@ class Topics:
     results: Queue
     dead_letters: Queue
     conflicts: Queue
+    notifications: Queue
     entities: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,8 +92,7 @@ def world(policy: str) -> tuple[EntitySync, Poller, Queue, MemorySink, MemoryWri
         writer_factory=lambda: writer,
         table={},
         refs={},
-        topics=Topics(queue, queue, queue),
-        max_attempts=1,
+        topics=Topics(queue, queue, queue, queue),
     )
     return sync, Poller(sync, queue, sync.refs), queue, sink, writer
 

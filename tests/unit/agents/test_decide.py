@@ -23,7 +23,7 @@ SYNCED = SyncState(
     last_partition=0,
     last_offset=10,
 )
-FAILED = SYNCED.model_copy(update={"status": "failed"})
+FAILED = SYNCED.model_copy(update={"status": "permanently_failed"})
 
 
 def config(**overrides: Any) -> EntityConfig:

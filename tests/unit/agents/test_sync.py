@@ -12,6 +12,7 @@ from cdcsync.agents.sync import EntitySync
 from cdcsync.errors import SinkConflictError, SinkPermanentError, SinkTransientError
 from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
+from cdcsync.schemas.envelope import encode_key
 from cdcsync.sinks.base import ExternalRecord, Sink, count_call
 
 
@@ -100,10 +101,12 @@ class Topics:
     results: Topic = field(default_factory=Topic)
     dead_letters: Topic = field(default_factory=Topic)
     conflicts: Topic = field(default_factory=Topic)
+    notifications: Topic = field(default_factory=Topic)
     entities: dict[str, Any] = field(default_factory=dict)
 
 
 CONFIG = EntityConfig(
+    retry={"max_attempts": 3},
     topic="cdcsync.contact",
     natural_key=["email"],
     mapping={"firstName": "first_name", "email": "email"},
@@ -121,7 +124,6 @@ def sync() -> EntitySync:
         table={},
         refs={},
         topics=Topics(),
-        max_attempts=3,
     )
 
 
@@ -149,7 +151,7 @@ class Feed:
             ).encode()
         rid = (row or {}).get("id", 1)
         return Event(
-            key if key is not None else json.dumps({"id": rid}).encode(),
+            key if key is not None else encode_key("id", rid),
             value,
             Message("cdcsync.contact", 0, self.offset),
         )
@@ -225,24 +227,97 @@ async def test_mapping_error_is_a_dead_letter(sync):
     assert letter["entity_id"] == "1"
 
 
-async def test_transient_errors_are_retried_then_succeed(sync, monkeypatch):
-    monkeypatch.setattr("cdcsync.agents.sync.backoff_delay", lambda *a, **k: 0)
-    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
-    await sync.process(Feed()("c", ADA))
-    (result,) = sync.topics.results.sent
-    assert result["action"] == "create" and result["attempts"] == 2
+def retry(force: bool = True) -> dict:
+    return {"origin": "control", "command": "retry", "force": force}
 
 
-async def test_exhausted_retries_and_permanent_errors_dead_letter(sync, monkeypatch):
-    monkeypatch.setattr("cdcsync.agents.sync.backoff_delay", lambda *a, **k: 0)
-    sync.sink.fail_next = [SinkTransientError("503", status_code=503)] * 3
+async def test_a_transient_error_parks_the_entity_and_a_retry_syncs_it(sync):
     feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
     await sync.process(feed("c", ADA))
+    await sync.process(feed("u", {**ADA, "first_name": "Later"}))
+    bob = {**ADA, "id": 2, "email": "bob@x.org"}
+    await sync.process(feed("c", bob))  # another entity keeps flowing
+    state = sync.table["1"]
+    assert state["status"] == "retrying" and state["attempts"] == 1
+    assert [p["offset"] for p in state["parked"]] == [1, 2]
+    assert [(r["entity_id"], r["action"]) for r in sync.topics.results.sent] == [("2", "create")]
+
+    await sync.process(feed(None, ADA, value=json.dumps(retry()).encode()))
+    results = [(r["entity_id"], r["action"], r["attempts"]) for r in sync.topics.results.sent]
+    assert results[1:] == [("1", "create", 2), ("1", "update", 1)]
+    assert sync.table["1"]["status"] == "synced" and sync.table["1"]["parked"] == []
+    assert sorted(o["firstName"] for o in sync.sink.objects.values()) == ["Ada", "Later"]
+
+
+async def test_an_early_retry_tick_does_nothing(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503, retry_after=60)]
+    await sync.process(feed("c", ADA))
+    await sync.process(feed(None, ADA, value=json.dumps(retry(force=False)).encode()))
+    assert sync.topics.results.sent == [] and sync.table["1"]["status"] == "retrying"
+
+
+async def test_exhausted_retries_dead_letter_with_every_error_and_notify(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError(f"503 #{i}", status_code=503) for i in range(3)]
+    await sync.process(feed("c", ADA))
+    await sync.process(feed("u", {**ADA, "first_name": "Next"}))
+    for _ in range(2):
+        await sync.process(feed(None, ADA, value=json.dumps(retry()).encode()))
+    (letter,) = sync.topics.dead_letters.sent
+    assert letter["reason"] == "sink_transient" and letter["attempts"] == 3
+    assert letter["details"]["errors"] == ["503 #0", "503 #1", "503 #2"]
+    (note,) = [n for n in sync.topics.notifications.sent]
+    assert note["level"] == "error" and "gave up after 3 attempts" in note["message"]
+    # the event queued behind it still syncs
+    assert [(r["action"], r["source"]["offset"]) for r in sync.topics.results.sent] == [
+        ("create", 2)
+    ]
+
+
+async def test_a_permanent_error_dead_letters_at_once(sync):
     sync.sink.fail_next = [SinkPermanentError("422 bad email", status_code=422)]
-    await sync.process(feed("c", {**ADA, "id": 2, "email": "b@x.org"}))
-    reasons = [(d["reason"], d["attempts"]) for d in sync.topics.dead_letters.sent]
-    assert reasons == [("sink_transient", 3), ("sink_permanent", 1)]
-    assert sync.table["1"]["status"] == "failed" and "503" in sync.table["1"]["last_error"]
+    await sync.process(Feed()("c", ADA))
+    (letter,) = sync.topics.dead_letters.sent
+    assert (letter["reason"], letter["attempts"]) == ("sink_permanent", 1)
+    assert sync.table["1"]["status"] == "permanently_failed"
+
+
+async def test_cancel_dead_letters_the_parked_events(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    await sync.process(feed("c", ADA))
+    await sync.process(feed("u", {**ADA, "first_name": "Next"}))
+    cancel = {"origin": "control", "command": "cancel", "by": "test"}
+    await sync.process(feed(None, ADA, value=json.dumps(cancel).encode()))
+    assert [(d["reason"], d["source"]["offset"]) for d in sync.topics.dead_letters.sent] == [
+        ("cancelled", 1),
+        ("cancelled", 2),
+    ]
+    assert sync.table["1"]["parked"] == [] and sync.sink.objects == {}
+
+
+async def test_due_retries_are_signalled_once_per_schedule(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503, retry_after=0)]
+    await sync.process(feed("c", ADA))
+    topic, sent = Topic(), {}
+    topic.send = _capture(topic)
+    assert await sync.send_due_retries(topic, sent) == 1
+    assert await sync.send_due_retries(topic, sent) == 0
+    assert topic.raw == [(b'{"id":1}', retry(force=False))]
+
+
+def _capture(topic):
+    topic.raw = []
+
+    async def send(*, key, value):
+        body = json.loads(value)
+        body.pop("requested_ms"), body.pop("by")
+        topic.raw.append((key, body))
+
+    return send
 
 
 async def test_update_of_an_externally_deleted_object_recreates_it(sync):

@@ -1,0 +1,172 @@
+"""The events an agent emits: results, dead letters, conflicts, notifications."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cdcsync.agents.apply import Outcome
+from cdcsync.schemas.envelope import ChangeEvent
+from cdcsync.schemas.events import (
+    ConflictEvent,
+    DeadLetter,
+    ExternalRef,
+    Notification,
+    RawRecord,
+    SourcePosition,
+    SyncResult,
+)
+from cdcsync.sinks.base import Sink
+
+if TYPE_CHECKING:
+    from cdcsync.streams.topics import Topics
+
+__all__ = ["Emitter", "RawEvent", "now_ms"]
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the unit of every timestamp in events."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """A record as consumed (or as parked): its bytes, where it was read, when."""
+
+    key: bytes | None
+    value: bytes | None
+    position: SourcePosition
+    received_ms: int
+
+
+class Emitter:
+    """Sends one entity's events; the link and type of external objects come from its sink."""
+
+    def __init__(self, entity: str, topics: Topics, sink: Sink) -> None:
+        self.entity = entity
+        self.topics = topics
+        self.sink = sink
+
+    def external_ref(self, outcome: Outcome) -> ExternalRef | None:
+        if outcome.external_id is None:
+            return None
+        return ExternalRef(
+            type=self.sink.object_type,
+            id=outcome.external_id,
+            link=self.sink.link(outcome.external_id),
+            row_id=outcome.record.row_id if outcome.record else None,
+        )
+
+    async def result(
+        self,
+        entity_id: str,
+        change: ChangeEvent | None,
+        outcome: Outcome,
+        raw: RawEvent,
+        *,
+        calls: int,
+        attempts: int,
+    ) -> None:
+        completed = now_ms()
+        committed = change.committed_ms if change else None
+        start = committed if committed is not None else raw.received_ms
+        result = SyncResult(
+            entity=self.entity,
+            entity_id=entity_id,
+            op=change.op if change else None,
+            origin=change.origin if change else "source",
+            action=outcome.action,
+            reason=outcome.reason,
+            source=raw.position,
+            external=self.external_ref(outcome),
+            api_calls=calls,
+            attempts=attempts,
+            committed_ms=committed,
+            received_ms=raw.received_ms,
+            completed_ms=completed,
+            latency_ms=float(max(completed - start, 0)),
+        )
+        pos = raw.position
+        log.info(
+            "%s %s: %s (%s) %s[%d]@%d",
+            self.entity,
+            entity_id,
+            outcome.action,
+            outcome.reason,
+            pos.topic,
+            pos.partition,
+            pos.offset,
+        )
+        await self.topics.results.send(
+            key=entity_id.encode(), value=result.model_dump_json().encode()
+        )
+
+    async def conflict(self, entity_id: str, outcome: Outcome, raw: RawEvent) -> None:
+        event = ConflictEvent(
+            entity=self.entity,
+            entity_id=entity_id,
+            external=self.external_ref(outcome),
+            source_version=outcome.conflict.get("source"),
+            target_version=outcome.conflict.get("target"),
+            source=raw.position,
+            detected_ms=now_ms(),
+        )
+        await self.topics.conflicts.send(
+            key=entity_id.encode(), value=event.model_dump_json().encode()
+        )
+
+    async def dead_letter(
+        self,
+        raw: RawEvent,
+        entity_id: str | None,
+        reason: str,
+        exc: BaseException | str,
+        attempts: int,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        error_type = type(exc).__name__ if isinstance(exc, BaseException) else "Cancelled"
+        letter = DeadLetter(
+            entity=self.entity,
+            entity_id=entity_id,
+            reason=reason,
+            error_type=error_type,
+            error=str(exc)[:2000],
+            attempts=attempts,
+            source=raw.position,
+            original=RawRecord.from_bytes(raw.key, raw.value),
+            failed_ms=now_ms(),
+            details=details or {},
+        )
+        pos = raw.position
+        log.warning(
+            "%s %s: dead letter (%s: %s) %s[%d]@%d",
+            self.entity,
+            entity_id,
+            reason,
+            exc,
+            pos.topic,
+            pos.partition,
+            pos.offset,
+        )
+        key = entity_id.encode() if entity_id else raw.key
+        await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
+
+    async def notify(
+        self, entity_id: str | None, level: str, message: str, raw: RawEvent | None = None
+    ) -> None:
+        note = Notification(
+            level=level,
+            entity=self.entity,
+            entity_id=entity_id,  # type: ignore[arg-type]
+            message=message,
+            source=raw.position if raw else None,
+            created_ms=now_ms(),
+        )
+        log.warning("%s %s: %s", self.entity, entity_id, message)
+        await self.topics.notifications.send(
+            key=(entity_id or "").encode(), value=note.model_dump_json().encode()
+        )

@@ -1,0 +1,95 @@
+"""Parking: a failing entity waits aside, its later events queue behind it, the rest flow.
+
+Pure functions over ``SyncState``; the agent persists the result in the table,
+so parked events survive a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+
+from cdcsync.agents.retry import backoff_delay
+from cdcsync.schemas.config import RetryConfig
+from cdcsync.schemas.events import RawRecord
+from cdcsync.schemas.state import ParkedEvent, SyncState
+
+__all__ = ["park_behind", "park_failed", "to_bytes", "to_parked", "unpark"]
+
+
+def to_parked(
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    received_ms: int,
+) -> ParkedEvent:
+    """Keep a record's bytes in the state: as text when UTF-8, else base64."""
+    raw = RawRecord.from_bytes(key, value)
+    return ParkedEvent(
+        key=raw.key,
+        value=raw.value,
+        encoding=raw.encoding,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        received_ms=received_ms,
+    )
+
+
+def to_bytes(parked: ParkedEvent) -> tuple[bytes | None, bytes | None]:
+    """The record's original key and value bytes."""
+    if parked.encoding == "base64":
+        dec = base64.b64decode
+        return (
+            dec(parked.key) if parked.key is not None else None,
+            dec(parked.value) if parked.value is not None else None,
+        )
+    return (
+        parked.key.encode() if parked.key is not None else None,
+        parked.value.encode() if parked.value is not None else None,
+    )
+
+
+def park_failed(
+    state: SyncState,
+    event: ParkedEvent,
+    *,
+    error: str,
+    attempts: int,
+    errors: list[str],
+    now_ms: int,
+    retry: RetryConfig,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> SyncState:
+    """Park the entity after a transient failure of ``event`` (the first parked event)."""
+    delay = backoff_delay(
+        attempts, base_s=retry.base_s, cap_s=retry.cap_s, retry_after=retry_after, rng=rng
+    )
+    rest = [p for p in state.parked if (p.partition, p.offset) != (event.partition, event.offset)]
+    return state.model_copy(
+        update={
+            "status": "retrying",
+            "last_error": error,
+            "attempts": attempts,
+            "errors": [*errors, error][-retry.max_attempts :],
+            "retry_at_ms": now_ms + int(delay * 1000),
+            "parked": [event, *rest],
+            "updated_ms": now_ms,
+        }
+    )
+
+
+def park_behind(state: SyncState, event: ParkedEvent) -> SyncState:
+    """Queue a later event behind the failed one; a redelivered one is not queued twice."""
+    if any((p.partition, p.offset) == (event.partition, event.offset) for p in state.parked):
+        return state
+    return state.model_copy(update={"parked": [*state.parked, event]})
+
+
+def unpark(state: SyncState) -> SyncState:
+    """The state with no parked events left and the retry bookkeeping cleared."""
+    return state.model_copy(update={"parked": [], "attempts": 0, "errors": [], "retry_at_ms": None})
