@@ -138,6 +138,10 @@ class Api:
             self.client.put(f"/api/v1/contacts/{external_id}", json=body).raise_for_status().json()
         )
 
+    def fault(self, **spec: Any) -> None:
+        """Make the next matching requests fail (the reference API's fault injection)."""
+        self.client.post("/_admin/faults", json=spec).raise_for_status()
+
     def create(self, **fields: Any) -> dict[str, Any]:
         return self.client.post("/api/v1/contacts", json=fields).raise_for_status().json()
 
