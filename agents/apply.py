@@ -174,6 +174,24 @@ class Applier:
             },
         )
 
+    async def _verify(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+        """Repair a drifted external copy from the row as it is now (not as it was then)."""
+        assert d.external_id is not None
+        current = await self.writer.fetch(entity_id) if self.writer else None
+        payload = self.mapper.to_external(current) if current else (d.payload or {})
+        digest = payload_hash(payload)
+        record = await self.sink.get(d.external_id)
+        if record is None:
+            return await self._create(replace(d, payload=payload, payload_hash=digest),
+                                      entity_id, row, reason="re-check: external copy was "
+                                      "missing; re-created")
+        if _same(record, payload):
+            return Outcome("skip", "re-check: external copy matches", record.id, record,
+                           self.version_of(record), digest)
+        updated = await self.sink.update(d.external_id, payload)
+        return self._pushed("update", "re-check: external copy differed; repaired", updated,
+                            digest)
+
     async def _delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         external_id = d.external_id
         if external_id is None:

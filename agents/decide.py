@@ -35,6 +35,7 @@ Action = Literal[
     "pull_delete",  # external object deleted, policy delete: delete the source row
     "mark_source",  # external object deleted, policy mark: set the mark column
     "push_current",  # conflict won by the source on an external event: push the current row
+    "verify",  # read the external copy and repair it if it differs from the current row
     "park",  # conflict under the manual policy: wait for an operator
     "skip",
 ]
@@ -179,6 +180,9 @@ def _decide_source(
     digest = payload_hash(payload)
     if known_id is None:
         return Decision("create", "new row", payload=payload, payload_hash=digest)
+    if change.recheck and state is not None and state.status == "synced":
+        return Decision("verify", "re-check requested (resync, trigger, webhook or replay)",
+                        payload=payload, payload_hash=digest, external_id=known_id)
     if state is not None and state.payload_hash == digest and state.status == "synced":
         return Decision(
             "skip", "no mapped field changed (or the echo of our own pull)", external_id=known_id

@@ -19,6 +19,7 @@ from cdcsync.schemas.events import (
     SyncResult,
 )
 from cdcsync.sinks.base import Sink
+from cdcsync.streams import metrics
 
 if TYPE_CHECKING:
     from cdcsync.streams.topics import Topics
@@ -104,6 +105,7 @@ class Emitter:
         await self.topics.results.send(
             key=entity_id.encode(), value=result.model_dump_json().encode()
         )
+        metrics.observe_result(result)
 
     async def conflict(self, entity_id: str, outcome: Outcome, raw: RawEvent) -> None:
         event = ConflictEvent(
@@ -154,6 +156,7 @@ class Emitter:
         )
         key = entity_id.encode() if entity_id else raw.key
         await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
+        metrics.observe_dead_letter(letter)
 
     async def notify(
         self, entity_id: str | None, level: str, message: str, raw: RawEvent | None = None

@@ -39,6 +39,7 @@ from cdcsync.schemas.envelope import ChangeEvent, Control, Ignored, parse_change
 from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import SyncState
 from cdcsync.sinks.base import CallCounter, Sink, SourceWriter, call_counter
+from cdcsync.streams import metrics
 from cdcsync.streams.tables import bind_event
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 #: Outcomes after which the entity is in sync, and those after which it is gone.
 _SYNCED = {"create", "update", "pull", "mark_source"}
 _GONE = {"delete", "pull_delete", "mark_target"}
+#: Header of records re-published by `cdcsync replay`.
+REPLAY_HEADER = "cdcsync-replay"
 
 
 @dataclass
@@ -103,10 +106,13 @@ class EntitySync:
         msg = event.message
         position = SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset)
         bind_event(event)  # table writes go to this record's changelog partition
-        await self.handle(RawEvent(event.key, event.value, position, now_ms()))
+        headers = event.headers or {}
+        replayed = REPLAY_HEADER in headers or REPLAY_HEADER.encode() in headers
+        await self.handle(RawEvent(event.key, event.value, position, now_ms()),
+                          recheck=replayed)
 
-    async def handle(self, raw: RawEvent) -> None:
-        """Handle one record; never raises."""
+    async def handle(self, raw: RawEvent, *, recheck: bool = False) -> None:
+        """Handle one record; never raises. ``recheck``: verify the external copy."""
         entity_id: str | None = None
         try:
             # The key first: a dead letter for a bad value still names its entity.
@@ -120,6 +126,8 @@ class EntitySync:
             if isinstance(parsed, Control):
                 await self._control(entity_id, parsed)
                 return
+            if recheck and parsed.origin == "source":
+                parsed = parsed.model_copy(update={"recheck": True})
             state = self._load(entity_id)
             pos = raw.position
             if state is not None and state.status == "retrying":
@@ -132,6 +140,7 @@ class EntitySync:
                     await self.emit.result(entity_id, parsed, skip, raw, calls=0, attempts=1)
                     return
                 self._store(entity_id, park_behind(state, self._parked(raw)))
+                metrics.observe_parked(self.entity)
                 log.info(
                     "%s %s: queued behind a parked event %s[%d]@%d",
                     self.entity,
@@ -199,7 +208,7 @@ class EntitySync:
             partition=pos.partition,
             offset=pos.offset,
         )
-        counter = CallCounter()
+        counter = CallCounter(entity=self.entity)
         token = call_counter.set(counter)
         try:
             outcome = await self.applier.apply(
@@ -208,6 +217,8 @@ class EntitySync:
         except SinkError as exc:
             transient = isinstance(exc, SinkTransientError)
             if transient and attempt < self.config.retry.max_attempts:
+                metrics.observe_retry(self.entity)
+                metrics.observe_parked(self.entity)
                 parked = park_failed(
                     state or SyncState(),
                     self._parked(raw),

@@ -48,9 +48,15 @@ def _changes(dsn: str, tag: str, rows: int, say: Callable[[str], None]) -> list[
     return ids
 
 
-async def _external_edit(client: httpx.AsyncClient, collection: str, entity_id: str,
-                         events: list[tuple[str, dict[str, Any]]], watcher: TopicWatcher,
-                         dsn: str, say: Callable[[str], None]) -> dict[str, Any] | None:
+async def _external_edit(
+    client: httpx.AsyncClient,
+    collection: str,
+    entity_id: str,
+    events: list[tuple[str, dict[str, Any]]],
+    watcher: TopicWatcher,
+    dsn: str,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
     """Edit one object in the API, as a user of the external system would, and wait for it."""
     created = [e for _t, e in events if e["entity_id"] == entity_id and e.get("external")]
     if not created:
@@ -61,16 +67,21 @@ async def _external_edit(client: httpx.AsyncClient, collection: str, entity_id: 
     await client.put(url, json=body | {"phone": "+1 555 0100"})
     say(f"\n6/6 edited contact {entity_id} in the external API (phone); waiting for the poll")
     found = await asyncio.to_thread(
-        watcher.collect, lambda _t, e: e["entity_id"] == entity_id and e["action"] == "pull",
-        1, timeout_s=30)
+        watcher.collect,
+        lambda _t, e: e["entity_id"] == entity_id and e["action"] == "pull",
+        1,
+        timeout_s=30,
+    )
     if not found:
         say("  no pull seen within 30 s")
         return None
     event = found[0][1]
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT phone FROM contact WHERE id = %s", (entity_id,)).fetchone()
-    say(f"  pulled into PostgreSQL in {event['latency_ms']:.0f} ms after the poll saw it: "
-        f"phone = {row[0] if row else None!r}")
+    say(
+        f"  pulled into PostgreSQL in {event['latency_ms']:.0f} ms after the poll saw it: "
+        f"phone = {row[0] if row else None!r}"
+    )
     return event
 
 
@@ -138,8 +149,15 @@ async def run_demo(
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
     ) as client:
-        pulled = await _external_edit(client, f"{base_url}{target['collection_path']}", ids[2],
-                                      events, watcher, stack.pg_dsn(), say)
+        pulled = await _external_edit(
+            client,
+            f"{base_url}{target['collection_path']}",
+            ids[2],
+            events,
+            watcher,
+            stack.pg_dsn(),
+            say,
+        )
         listing = (
             await client.get(f"{base_url}{target['collection_path']}", params={"limit": 1000})
         ).json()["items"]

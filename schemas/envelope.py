@@ -34,6 +34,10 @@ OPS: dict[str, Literal["create", "update", "delete", "read"]] = {
 }
 
 
+#: ``source.snapshot`` values of reads that ask to re-check the external copy.
+RECHECK_SNAPSHOTS = frozenset({"incremental", "trigger", "webhook"})
+
+
 class SourceInfo(BaseModel):
     """The ``source`` block: where in PostgreSQL's log the change was read."""
 
@@ -96,6 +100,9 @@ class ChangeEvent(BaseModel):
     committed_ms: int | None = None
     origin: Literal["source", "external"] = "source"
     external: ExternalChange | None = None
+    #: Re-check the external side even if the payload did not change: a resync snapshot, a
+    #: trigger, a webhook or a replay asks to repair a copy that may have drifted.
+    recheck: bool = False
 
 
 class Control(BaseModel):
@@ -188,9 +195,11 @@ def parse_change(
         raise SchemaError(
             f"key {key_field}={entity_id} does not match the row's {key_field}={row[key_field]!r}"
         )
+    snapshot = envelope.source.snapshot if envelope.source else None
     return ChangeEvent(
         entity_id=entity_id,
         op=op,
+        recheck=op == "read" and snapshot in RECHECK_SNAPSHOTS,
         before=envelope.before,
         after=envelope.after,
         committed_ms=envelope.source.ts_ms if envelope.source else envelope.ts_ms,

@@ -31,6 +31,8 @@ class CallCounter:
     """Counts the external API calls made while it is the current counter."""
 
     calls: int = 0
+    #: The entity whose operation is counted, for per-entity API latency metrics.
+    entity: str | None = None
 
 
 call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVar(

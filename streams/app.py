@@ -13,6 +13,7 @@ from cdcsync.schemas.config import Config, load_config
 from cdcsync.sinks.registry import settings_model
 from cdcsync.streams.tables import declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
+from cdcsync.streams.web import register_pages
 
 __all__ = ["create_app", "main"]
 
@@ -40,6 +41,7 @@ def create_app(config: Config) -> faust.App:
     syncs = register_agents(app, config, topics, tables, declare_refs(app, config))
     app.conf.cdcsync_syncs = syncs  # type: ignore[attr-defined]
     commands.register(app, config)
+    register_pages(app, config, topics=topics, tables=tables)
     return app
 
 

@@ -38,6 +38,7 @@ class Event:
     key: bytes | None
     value: bytes | None
     message: Message
+    headers: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass

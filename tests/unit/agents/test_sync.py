@@ -86,6 +86,7 @@ class Event:
     key: bytes | None
     value: bytes | None
     message: Message
+    headers: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -345,3 +346,18 @@ async def test_batch_keeps_order_per_key(sync):
         per_key.setdefault(r["entity_id"], []).append(r["action"])
     assert per_key == {"1": ["create", "update", "delete"], "2": ["create", "update"]}
     assert [o["firstName"] for o in sync.sink.objects.values()] == ["B2"]
+
+
+async def test_a_replayed_unchanged_record_repairs_a_drifted_external_copy(sync):
+    feed = Feed()
+    create = feed("c", ADA)
+    await sync.process(create)
+    (oid,) = sync.sink.objects
+    sync.sink.objects[oid] = {"firstName": "Damaged", "email": "ada@x.org"}
+    replay = feed("c", ADA)
+    replay.headers = {"cdcsync-replay": b"cdcsync.contact/0/1"}
+    await sync.process(replay)
+    assert sync.sink.objects[oid] == {"firstName": "Ada", "email": "ada@x.org"}
+    assert sync.topics.results.sent[-1]["reason"] == "re-check: external copy differed; repaired"
+    await sync.process(feed("c", ADA))  # no replay header: unchanged payload, no API call
+    assert sync.topics.results.sent[-1]["api_calls"] == 0

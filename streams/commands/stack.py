@@ -1,4 +1,4 @@
-"""Operator commands, on the Faust app so one CLI runs the worker and the tools."""
+"""``cdcsync local`` and ``cdcsync demo``: the local stack and the demo."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from faust.cli import argument, option
 from cdcsync.schemas.config import Config
 from cdcsync.streams.topics import topic_specs
 
-__all__ = ["register", "stack_up"]
+__all__ = ["SCHEMA_SQL", "register", "stack_up"]
 
-SCHEMA_SQL = Path(__file__).resolve().parent.parent / "demo" / "schema.sql"
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "demo" / "schema.sql"
 
 
 def stack_up(config: Config, *, progress: Any = print) -> None:
@@ -31,7 +31,7 @@ def stack_up(config: Config, *, progress: Any = print) -> None:
 
 
 def register(app: faust.App, config: Config) -> None:
-    """Attach the operator commands to ``app``."""
+    """Attach ``local`` and ``demo`` to ``app``."""
 
     @app.command(
         argument("action", type=click.Choice(["up", "down", "status"])),

@@ -1,0 +1,188 @@
+"""The worker's HTTP endpoints, on Faust's web server.
+
+``/healthz``                 the process is up (liveness)
+``/readyz``                  started, partitions assigned, tables recovered (readiness)
+``/metrics``                 Prometheus exposition (``streams.metrics``)
+``/state/{entity}/{id}``     one entity's sync state, what ``cdcsync status`` shows
+``/webhooks/{entity}``       POST: a Standard Webhooks change notification
+
+State lookups do not use ``@app.table_route``: it routes by the hash of the
+table key, but the agent writes state to the partition of the record it
+processed (Debezium's key ``{"id": 42}``), so with several workers it would
+ask the wrong one. Any worker answers instead, from its local table when it
+holds the key, else from the compacted changelog (as ``status`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import faust
+from faust.web import Request, Response, View
+
+from cdcsync.errors import CdcsyncError, SchemaError
+from cdcsync.operators.common import TRIGGER_HEADER, debezium_key
+from cdcsync.operators.source import fetch_row_async, read_envelope, source_dsn, source_table
+from cdcsync.operators.status import entity_status
+from cdcsync.schemas.config import Config
+from cdcsync.schemas.state import SyncState
+from cdcsync.streams import metrics
+from cdcsync.streams.webhooks import SeenIds, WebhookRejectedError, secrets_for, verify
+
+if TYPE_CHECKING:
+    from cdcsync.streams.topics import Topics
+
+__all__ = ["WEBHOOK_ID_HEADER", "consumer_lag", "entity_id_from_body", "register_pages"]
+
+log = logging.getLogger(__name__)
+
+#: Header on a record published by a webhook: the sender's ``webhook-id``.
+WEBHOOK_ID_HEADER = "cdcsync-webhook-id"
+
+
+def consumer_lag(app: faust.App, topics: set[str]) -> dict[tuple[str, int], int]:
+    """Records between this worker's last read offset and the end, per assigned partition.
+
+    Cheap: both numbers are already in the consumer (no broker round trip); a
+    partition not read from yet counts from its committed offset.
+    """
+    consumer: Any = app.consumer
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        read = consumer._read_offset.get(tp)
+        done = read + 1 if read is not None else consumer._committed_offset.get(tp)
+        if done is not None:
+            lags[(tp.topic, tp.partition)] = max(highwater - done, 0)
+    return lags
+
+
+def entity_id_from_body(body: bytes, key_field: str) -> str:
+    """The entity id a webhook body names: ``{"<key>": …}`` or ``{"data": {"<key>": …}}``."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise SchemaError("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise SchemaError("the body must be a JSON object")
+    for holder in (data, data.get("data")):
+        if isinstance(holder, Mapping) and holder.get(key_field) not in (None, ""):
+            value = holder[key_field]
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise SchemaError(f"{key_field!r} must be a string or an integer")
+            return str(value)
+    raise SchemaError(f'the body names no {key_field!r} (expected {{"{key_field}": …}})')
+
+
+def register_pages(
+    app: faust.App, config: Config, *, topics: Topics, tables: Mapping[str, Any]
+) -> None:
+    """Add the health, readiness, metrics, state and webhook endpoints to ``app``."""
+    entity_topics = {e.topic for e in config.entities.values()}
+    metrics.set_lag_source(lambda: consumer_lag(app, entity_topics))
+    seen = SeenIds()
+    keys: dict[str, list[bytes]] = {}
+
+    @app.page("/healthz")
+    async def healthz(self: View, request: Request) -> Response:
+        """Liveness: the process is up and serving."""
+        return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(self: View, request: Request) -> Response:
+        """Readiness: started, not rebalancing, tables recovered."""
+        a: Any = app
+        recovered = a.tables.recovery.completed.is_set()
+        checks = {
+            "started": bool(a.started) and not a.crashed,
+            "assigned": a.rebalancing_count > 0 and not a.rebalancing,
+            "recovered": recovered,
+        }
+        ready = all(checks.values())
+        body = {"ready": ready, **checks, "partitions": len(a.consumer.assignment())}
+        return self.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(self: View, request: Request) -> Response:
+        """Prometheus metrics."""
+        # aiohttp refuses a charset in content_type=, so the full type goes in the header.
+        return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    @app.page("/state/{entity}/{entity_id}")
+    async def state(self: View, request: Request, entity: str, entity_id: str) -> Response:
+        """One entity's sync state, last result and last dead letter."""
+        if entity not in config.entities:
+            return self.json({"error": f"unknown entity {entity!r}"}, status=404)
+        try:
+            status = await asyncio.to_thread(entity_status, config, entity, entity_id)
+        except CdcsyncError as exc:
+            return self.json({"error": str(exc)}, status=503)
+        local = tables[entity].get(entity_id)
+        if local is not None:
+            status.state, status.state_at = SyncState.model_validate(local), "local table"
+        return self.json(status.to_json(), status=200 if status.state else 404)
+
+    class Webhook(View):
+        """POST /webhooks/{entity}: verify, then publish the named row to the entity topic."""
+
+        async def post(self, request: Request, entity: str) -> Response:
+            if entity not in config.entities:
+                return self.json({"error": f"unknown entity {entity!r}"}, status=404)
+            cfg = config.entities[entity]
+            body = await request.read()
+            now = time.time()
+            try:
+                if entity not in keys:
+                    keys[entity] = secrets_for(config, entity)
+                msg_id, _ts = verify(dict(request.headers), body, keys[entity], now_s=now)
+                if not seen.first_time(msg_id, now_s=now):
+                    raise WebhookRejectedError(401, "webhook-id already seen (replayed call)")
+            except WebhookRejectedError as exc:
+                log.warning("webhook %s rejected: %s", entity, exc.reason)
+                return self.json({"error": exc.reason}, status=exc.status)
+            except CdcsyncError as exc:  # an unusable secret in the environment
+                log.error("webhook %s: %s", entity, exc)
+                return self.json({"error": "webhook secrets are misconfigured"}, status=500)
+            try:
+                return await self._publish(entity, cfg.key, cfg.topic, body, msg_id)
+            except Exception:
+                seen.forget(msg_id)  # our failure: the sender's retry must get through
+                raise
+
+        async def _publish(
+            self, entity: str, key_field: str, topic: str, body: bytes, msg_id: str
+        ) -> Response:
+            try:
+                entity_id = entity_id_from_body(body, key_field)
+            except SchemaError as exc:
+                seen.forget(msg_id)
+                return self.json({"error": str(exc)}, status=400)
+            schema, table = source_table(config, entity)
+            row = await fetch_row_async(source_dsn(config), schema, table, key_field, entity_id)
+            if row is None:
+                seen.forget(msg_id)
+                error = f"no {entity} with {key_field} = {entity_id}"
+                return self.json({"error": error}, status=404)
+            value = read_envelope(row, schema=schema, table=table, origin="webhook")
+            headers = [(TRIGGER_HEADER, b"webhook"), (WEBHOOK_ID_HEADER, msg_id.encode())]
+            sent = await topics.entities[entity].send(
+                key=debezium_key(key_field, entity_id),
+                value=json.dumps(value, separators=(",", ":")).encode(),
+                headers=headers,
+            )
+            meta = await sent
+            log.info("webhook %s %s: published to %s[%d]@%d", entity, entity_id, topic,
+                     meta.partition, meta.offset)  # fmt: skip
+            position = {"topic": topic, "partition": meta.partition, "offset": meta.offset}
+            return self.json({"accepted": True, "entity_id": entity_id, **position}, status=202)
+
+    app.page("/webhooks/{entity}")(Webhook)
