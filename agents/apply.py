@@ -182,15 +182,23 @@ class Applier:
         digest = payload_hash(payload)
         record = await self.sink.get(d.external_id)
         if record is None:
-            return await self._create(replace(d, payload=payload, payload_hash=digest),
-                                      entity_id, row, reason="re-check: external copy was "
-                                      "missing; re-created")
+            return await self._create(
+                replace(d, payload=payload, payload_hash=digest),
+                entity_id,
+                row,
+                reason="re-check: external copy was missing; re-created",
+            )
         if _same(record, payload):
-            return Outcome("skip", "re-check: external copy matches", record.id, record,
-                           self.version_of(record), digest)
+            return Outcome(
+                "skip",
+                "re-check: external copy matches",
+                record.id,
+                record,
+                self.version_of(record),
+                digest,
+            )
         updated = await self.sink.update(d.external_id, payload)
-        return self._pushed("update", "re-check: external copy differed; repaired", updated,
-                            digest)
+        return self._pushed("update", "re-check: external copy differed; repaired", updated, digest)
 
     async def _delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         external_id = d.external_id
@@ -308,6 +316,22 @@ class Applier:
             "update", f"{why} ({p.conflict}): source wins", record, payload_hash(payload)
         )
         return replace(pushed, superseded=d.version)
+
+    async def resolve(self, entity_id: str, external_id: str, take: str) -> Outcome:
+        """Settle a parked conflict: push the current row, or pull the external object."""
+        if take == "target":
+            record = await self.sink.get(external_id)
+            if record is None:
+                return Outcome("skip", "resolve: the external object is gone", external_id)
+            return await self._pull_record(entity_id, record, "conflict resolved: target taken")
+        current = await self._need_writer().fetch(entity_id)
+        if current is None:
+            return Outcome("skip", "resolve: the source row is gone", external_id)
+        payload = self.mapper.to_external(current)
+        record = await self.sink.update(external_id, payload)
+        return self._pushed(
+            "update", "conflict resolved: source taken", record, payload_hash(payload)
+        )
 
     async def _park(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         current_row = await self.writer.fetch(entity_id) if self.writer else None

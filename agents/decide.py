@@ -181,8 +181,13 @@ def _decide_source(
     if known_id is None:
         return Decision("create", "new row", payload=payload, payload_hash=digest)
     if change.recheck and state is not None and state.status == "synced":
-        return Decision("verify", "re-check requested (resync, trigger, webhook or replay)",
-                        payload=payload, payload_hash=digest, external_id=known_id)
+        return Decision(
+            "verify",
+            "re-check requested (resync, trigger, webhook or replay)",
+            payload=payload,
+            payload_hash=digest,
+            external_id=known_id,
+        )
     if state is not None and state.payload_hash == digest and state.status == "synced":
         return Decision(
             "skip", "no mapped field changed (or the echo of our own pull)", external_id=known_id

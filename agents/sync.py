@@ -108,8 +108,7 @@ class EntitySync:
         bind_event(event)  # table writes go to this record's changelog partition
         headers = event.headers or {}
         replayed = REPLAY_HEADER in headers or REPLAY_HEADER.encode() in headers
-        await self.handle(RawEvent(event.key, event.value, position, now_ms()),
-                          recheck=replayed)
+        await self.handle(RawEvent(event.key, event.value, position, now_ms()), recheck=replayed)
 
     async def handle(self, raw: RawEvent, *, recheck: bool = False) -> None:
         """Handle one record; never raises. ``recheck``: verify the external copy."""
@@ -124,7 +123,7 @@ class EntitySync:
                 )
                 return
             if isinstance(parsed, Control):
-                await self._control(entity_id, parsed)
+                await self._control(entity_id, parsed, raw)
                 return
             if recheck and parsed.origin == "source":
                 parsed = parsed.model_copy(update={"recheck": True})
@@ -324,8 +323,11 @@ class EntitySync:
             received_ms=raw.received_ms,
         )
 
-    async def _control(self, entity_id: str, control: Control) -> None:
+    async def _control(self, entity_id: str, control: Control, raw: RawEvent) -> None:
         state = self._load(entity_id)
+        if control.command == "resolve":
+            await self._resolve(entity_id, state, control, raw)
+            return
         if state is None or not state.parked:
             return
         if control.command == "cancel":
@@ -363,6 +365,37 @@ class EntitySync:
         if not control.force and (state.retry_at_ms or 0) > now_ms():
             return  # a duplicate or early tick: the retry is not due yet
         await self._redrive(entity_id, state)
+
+    async def _resolve(
+        self, entity_id: str, state: SyncState | None, control: Control, raw: RawEvent
+    ) -> None:
+        """An operator settles a conflict parked under the manual policy."""
+        if state is None or state.status != "conflict" or state.external_id is None:
+            status = state.status if state else "unknown"
+            await self.emit.result(
+                entity_id,
+                None,
+                Outcome("skip", f"resolve: no conflict to resolve (status {status})", None),
+                raw,
+                calls=0,
+                attempts=1,
+            )
+            return
+        counter = CallCounter(entity=self.entity)
+        token = call_counter.set(counter)
+        try:
+            outcome = await self.applier.resolve(
+                entity_id, state.external_id, control.take or "source"
+            )
+        except SinkError as exc:
+            await self.emit.dead_letter(raw, entity_id, "sink_permanent", exc, 1)
+            return
+        finally:
+            call_counter.reset(token)
+        resolved = state.model_copy(update={"status": "synced"})
+        new_state = self._next_state(resolved, outcome, raw.position)
+        self._store(entity_id, new_state)
+        await self.emit.result(entity_id, None, outcome, raw, calls=counter.calls, attempts=1)
 
     async def _redrive(self, entity_id: str, state: SyncState) -> None:
         """Retry the parked events in order until one fails again or none is left."""

@@ -1,9 +1,9 @@
-"""Parked entities: list them, retry one now, or cancel its pending work.
+"""Entities waiting for a person: parked after failures, or in a conflict (policy manual).
 
 Listing reads the state changelog, so it works without a running worker.
-Retry and cancel are control records sent through the entity's own topic,
-keyed like Debezium's key: the worker that owns the entity applies them in
-order with its other events. A cancelled event ends as a dead letter.
+Retry, cancel and resolve are control records sent through the entity's own
+topic, keyed like Debezium's key: the worker that owns the entity applies them
+in order with its other events. A cancelled event ends as a dead letter.
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ class ParkedEntity:
         )
 
 
-def list_parked(config: Config, entity: str | None = None) -> list[ParkedEntity]:
-    """Every entity whose latest state is ``retrying``, from the state changelogs."""
+def list_parked(
+    config: Config, entity: str | None = None, *, status: str = "retrying"
+) -> list[ParkedEntity]:
+    """Every entity whose latest state has ``status``, from the state changelogs."""
     names = [entity] if entity else list(config.entities)
     found: list[ParkedEntity] = []
     cons = consumer(config)
@@ -71,22 +73,22 @@ def list_parked(config: Config, entity: str | None = None) -> list[ParkedEntity]
                 if value is None:
                     continue
                 state = SyncState.model_validate_json(value)
-                if state.status == "retrying" and state.parked:
+                if state.status == status and (state.parked or status != "retrying"):
                     found.append(ParkedEntity(name, entity_id, state))
     finally:
         cons.close()
     return found
 
 
-def request(config: Config, entity: str, entity_id: str, command: str) -> None:
-    """Ask the worker owning ``entity_id`` to retry its parked events now, or cancel them."""
+def request(
+    config: Config, entity: str, entity_id: str, command: str, *, take: str | None = None
+) -> None:
+    """Ask the worker owning ``entity_id`` to retry, cancel, or resolve (``take`` a side)."""
     cfg = entity_config(config, entity)
-    control = Control(
-        command=command,
-        force=True,
-        requested_ms=int(time.time() * 1000),  # type: ignore[arg-type]
-        by="cli",
-    )
+    control = Control.model_validate({
+        "command": command, "take": take, "force": True,
+        "requested_ms": int(time.time() * 1000), "by": "cli",
+    })  # fmt: skip
     prod = producer(config)
     try:
         prod.send(

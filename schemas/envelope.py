@@ -109,13 +109,16 @@ class Control(BaseModel):
     """An internal command for one entity, sent through its topic to keep it in order.
 
     ``retry`` redrives the entity's parked events (when due, or now with ``force``);
-    ``cancel`` dead-letters them. Controls are not changes and produce no result.
+    ``cancel`` dead-letters them; ``resolve`` settles a conflict parked under the
+    ``manual`` policy. Controls are not changes; only ``resolve`` produces a result.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     origin: Literal["control"] = "control"
-    command: Literal["retry", "cancel"]
+    command: Literal["retry", "cancel", "resolve"]
+    #: For ``resolve``: which side's version wins a parked conflict.
+    take: Literal["source", "target"] | None = None
     force: bool = False
     requested_ms: int | None = None
     by: str = "timer"

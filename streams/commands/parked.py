@@ -1,4 +1,4 @@
-"""``parked``: see the entities waiting for a retry, retry one now, or cancel its work."""
+"""``parked`` and ``conflicts``: the entities waiting for a person, and what to do with them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 import faust
-from faust.cli import argument
+from faust.cli import argument, option
 
 from cdcsync.operators.common import OperatorError, render_table
 from cdcsync.schemas.config import Config
@@ -16,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(app: faust.App, config: Config) -> None:
-    """Attach ``parked`` to ``app``."""
+    """Attach ``parked`` and ``conflicts`` to ``app``."""
 
     @app.command(
         argument("action", type=click.Choice(["list", "retry", "cancel"])),
@@ -47,4 +47,45 @@ def register(app: faust.App, config: Config) -> None:
             self.say(
                 f"{action} sent for {entity} {entity_id}; `cdcsync log --id {entity_id}` "
                 "shows what follows"
+            )
+
+    @app.command(
+        argument("action", type=click.Choice(["list", "resolve"])),
+        argument("entity", required=False),
+        argument("entity_id", required=False),
+        option(
+            "--take",
+            type=click.Choice(["source", "target"]),
+            default=None,
+            help="with resolve: the side whose version wins",
+        ),
+    )
+    async def conflicts(
+        self: Any, action: str, entity: str | None, entity_id: str | None, take: str | None
+    ) -> None:
+        """Conflicts parked under the manual policy: `list`, `resolve ENTITY ID --take SIDE`.
+
+        Both sides changed since the last sync; the conflicts topic holds both
+        versions. `--take source` pushes the current row, `--take target` pulls
+        the external object into the row; the entity then syncs again.
+        """
+        from cdcsync.operators.parked import list_parked, request
+
+        with failing_cleanly("conflicts"):
+            if action == "list":
+                found = list_parked(config, entity, status="conflict")
+                if not found:
+                    self.say("no conflicts")
+                    return
+                rows = [(p.entity, p.entity_id, p.state.external_id or "-") for p in found]
+                self.say(render_table(("entity", "id", "external id"), rows))
+                return
+            if not entity or not entity_id or not take:
+                raise OperatorError(
+                    "usage: cdcsync conflicts resolve ENTITY ID --take source|target"
+                )
+            request(config, entity, entity_id, "resolve", take=take)
+            self.say(
+                f"resolve ({take}) sent for {entity} {entity_id}; "
+                f"`cdcsync status {entity} {entity_id}` shows the outcome"
             )

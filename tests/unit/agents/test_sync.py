@@ -315,7 +315,7 @@ def _capture(topic):
 
     async def send(*, key, value):
         body = json.loads(value)
-        body.pop("requested_ms"), body.pop("by")
+        body.pop("requested_ms"), body.pop("by"), body.pop("take")
         topic.raw.append((key, body))
 
     return send
@@ -361,3 +361,41 @@ async def test_a_replayed_unchanged_record_repairs_a_drifted_external_copy(sync)
     assert sync.topics.results.sent[-1]["reason"] == "re-check: external copy differed; repaired"
     await sync.process(feed("c", ADA))  # no replay header: unchanged payload, no API call
     assert sync.topics.results.sent[-1]["api_calls"] == 0
+
+
+@pytest.mark.parametrize(("take", "expected"), [("source", "FromDb"), ("target", "FromApi")])
+async def test_an_operator_resolves_a_manual_conflict(take, expected):
+    from cdcsync.sinks.memory import MemorySink as VersionedSink
+    from cdcsync.sinks.memory import MemoryWriter
+
+    sink, events = VersionedSink(), []
+    writer = MemoryWriter(lambda *change: events.append(change))
+    config = CONFIG.model_copy(
+        update={"policies": CONFIG.policies.model_copy(update={"conflict": "manual"})}
+    )
+    sync = EntitySync(
+        entity="contact",
+        config=config,
+        mapper=FieldMap(config.mapping),
+        sink_factory=lambda: sink,
+        writer_factory=lambda: writer,
+        table={},
+        refs={},
+        topics=Topics(),
+    )
+    feed = Feed()
+    writer.rows["1"] = dict(ADA)
+    await sync.process(feed("c", ADA))
+    (oid,) = sink.objects
+    sink.edit(oid, {"firstName": "FromApi"})  # changed externally: the next push meets a 412
+    writer.rows["1"]["first_name"] = "FromDb"
+    await sync.process(feed("u", writer.rows["1"]))
+    assert sync.table["1"]["status"] == "conflict"
+    (conflict,) = sync.topics.conflicts.sent
+    assert conflict["source_version"]["firstName"] == "FromDb"
+    assert conflict["target_version"]["firstName"] == "FromApi"
+
+    resolve = {"origin": "control", "command": "resolve", "take": take}
+    await sync.process(feed(None, ADA, value=json.dumps(resolve).encode()))
+    assert sync.table["1"]["status"] == "synced"
+    assert sink.objects[oid]["firstName"] == writer.rows["1"]["first_name"] == expected
