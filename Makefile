@@ -14,7 +14,7 @@ unit:
 	python3 -m pytest tests/unit
 
 lint:
-	ruff check . && ruff format --check .
+	ruff check . && ruff format --check . && mypy
 
 down:
 	cdcsync local down

@@ -522,7 +522,8 @@ def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any
 
     # concurrency=1 keeps partition order; parallelism comes from process_batch.
     async def agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
+        # take_events is on faust's Stream but missing from its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
             config.app.batch_size, within=config.app.batch_within_s
         ):
             await sync.process_batch(events)
