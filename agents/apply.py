@@ -10,6 +10,7 @@ from cdcsync.agents.decide import Decision, newer_side
 from cdcsync.errors import ConfigurationError, SinkConflictError, SinkPermanentError
 from cdcsync.mappers.fieldmap import payload_hash
 from cdcsync.schemas.config import EntityConfig
+from cdcsync.schemas.values import debezium_row
 from cdcsync.sinks.base import ExternalRecord, Sink, SourceWriter
 
 __all__ = ["Applier", "Outcome", "OutcomeAction"]
@@ -177,7 +178,7 @@ class Applier:
     async def _verify(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         """Repair a drifted external copy from the row as it is now (not as it was then)."""
         assert d.external_id is not None
-        current = await self.writer.fetch(entity_id) if self.writer else None
+        current = await self._fetch(entity_id) if self.writer else None
         payload = self.mapper.to_external(current) if current else (d.payload or {})
         digest = payload_hash(payload)
         record = await self.sink.get(d.external_id)
@@ -223,6 +224,11 @@ class Applier:
 
     # -- external changed --------------------------------------------------------------
 
+    async def _fetch(self, entity_id: str) -> dict[str, Any] | None:
+        """The current source row, in Debezium's value forms (so it maps and hashes alike)."""
+        row = await self._need_writer().fetch(entity_id)
+        return debezium_row(row) if row is not None else None
+
     def _need_writer(self) -> SourceWriter:
         if self.writer is None:
             raise ConfigurationError(
@@ -233,7 +239,7 @@ class Applier:
     async def _pull(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         assert d.external_id is not None
         if d.payload_hash is not None:
-            current = await self._need_writer().fetch(entity_id)
+            current = await self._fetch(entity_id)
             if current is None:
                 return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
             if payload_hash(self.mapper.to_external(current)) != d.payload_hash:
@@ -258,6 +264,7 @@ class Applier:
         # ``current`` lets the write modes (if_empty, append) see the row they write into.
         values = self.mapper.to_source(record.fields, current=current)
         written = await self._need_writer().update(entity_id, values)
+        written = debezium_row(written) if written is not None else None
         if written is None:
             return Outcome("skip", "source row is gone; nothing to pull into", record.id)
         # The row as now stored, mapped: its Debezium echo will hash the same and be skipped.
@@ -278,7 +285,7 @@ class Applier:
         return Outcome("mark_source", d.reason, d.external_id)
 
     async def _push_current(self, d: Decision, entity_id: str, row: Any) -> Outcome:
-        current = await self._need_writer().fetch(entity_id)
+        current = await self._fetch(entity_id)
         if current is None:
             return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
         return await self._settle(d, entity_id, current, "conflict")
@@ -324,7 +331,7 @@ class Applier:
             if record is None:
                 return Outcome("skip", "resolve: the external object is gone", external_id)
             return await self._pull_record(entity_id, record, "conflict resolved: target taken")
-        current = await self._need_writer().fetch(entity_id)
+        current = await self._fetch(entity_id)
         if current is None:
             return Outcome("skip", "resolve: the source row is gone", external_id)
         payload = self.mapper.to_external(current)
@@ -334,7 +341,7 @@ class Applier:
         )
 
     async def _park(self, d: Decision, entity_id: str, row: Any) -> Outcome:
-        current_row = await self.writer.fetch(entity_id) if self.writer else None
+        current_row = await self._fetch(entity_id) if self.writer else None
         source = self.mapper.to_external(current_row) if current_row else None
         return Outcome(
             "park",

@@ -12,17 +12,12 @@ text.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
-from decimal import Decimal
 from typing import Any
 
 from cdcsync.schemas.config import Config
+from cdcsync.schemas.values import debezium_row, debezium_value
 
 __all__ = [
     "debezium_row",
@@ -33,9 +28,6 @@ __all__ = [
     "source_dsn",
     "source_table",
 ]
-
-_EPOCH = datetime(1970, 1, 1)
-_EPOCH_DATE = date(1970, 1, 1)
 
 
 def source_table(config: Config, entity: str) -> tuple[str, str]:
@@ -56,35 +48,6 @@ def source_dsn(config: Config) -> str:
     local stack's); a secret, never logged.
     """
     return config.database.url()
-
-
-def debezium_value(value: Any) -> Any:
-    """One column value as Debezium's JsonConverter writes it."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:  # timestamp without time zone: epoch microseconds
-            return (value - _EPOCH) // timedelta(microseconds=1)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, date):
-        return (value - _EPOCH_DATE).days
-    if isinstance(value, dtime):
-        micros = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000
-        return micros + value.microsecond
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, timedelta):
-        return value // timedelta(microseconds=1)
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return value
-
-
-def debezium_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A whole row as Debezium's ``after`` block."""
-    return {column: debezium_value(value) for column, value in row.items()}
 
 
 def read_envelope(

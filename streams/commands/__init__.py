@@ -10,7 +10,7 @@ from __future__ import annotations
 import faust
 
 from cdcsync.schemas.config import Config
-from cdcsync.streams.commands import inspect, parked, repair, stack
+from cdcsync.streams.commands import inspect, parked, reconcile, repair, stack
 from cdcsync.streams.commands.stack import stack_up
 
 __all__ = ["register", "stack_up"]
@@ -22,3 +22,4 @@ def register(app: faust.App, config: Config) -> None:
     repair.register(app, config)
     inspect.register(app, config)
     parked.register(app, config)
+    reconcile.register(app, config)
