@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 __all__ = ["ParkedEvent", "SyncState"]
 
@@ -49,6 +49,12 @@ class SyncState(BaseModel):
     last_partition: int | None = None
     last_offset: int | None = None
     updated_ms: int | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _legacy_status(cls, value: object) -> object:
+        # States written before 0.1's parking said "failed": read them, don't crash on them.
+        return "permanently_failed" if value == "failed" else value
 
     @property
     def unpushed(self) -> bool:

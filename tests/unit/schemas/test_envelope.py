@@ -74,3 +74,9 @@ def test_string_keys_are_kept():
 def test_malformed_records_raise_schema_error_with_reason(key, value, message):
     with pytest.raises(SchemaError, match=message.replace("(", r"\(")):
         parse_change(key, value, key_field="id")
+
+
+def test_states_written_with_the_old_failed_status_still_load():
+    from cdcsync.schemas.state import SyncState
+
+    assert SyncState.model_validate({"status": "failed"}).status == "permanently_failed"
