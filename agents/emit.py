@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ from cdcsync.streams import metrics
 if TYPE_CHECKING:
     from cdcsync.streams.topics import Topics
 
-__all__ = ["Emitter", "RawEvent", "now_ms"]
+__all__ = ["MAX_ORIGINAL_BYTES", "Emitter", "RawEvent", "now_ms"]
+
+#: Dead letters carry at most this much of the original value (the producer's limit is 1 MB).
+MAX_ORIGINAL_BYTES = 256 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -130,32 +134,48 @@ class Emitter:
         attempts: int,
         details: dict[str, Any] | None = None,
     ) -> None:
+        """Send a dead letter; never raises (a failed send falls back to a minimal one)."""
         error_type = type(exc).__name__ if isinstance(exc, BaseException) else "Cancelled"
+        details = dict(details or {})
+        original = RawRecord.from_bytes(raw.key, raw.value)
+        if raw.value is not None and len(raw.value) > MAX_ORIGINAL_BYTES:
+            # Keep the dead letter under the producer's request size; the record stays
+            # on its topic at source.offset, and the digest identifies it.
+            details |= {
+                "original_bytes": len(raw.value),
+                "original_sha256": hashlib.sha256(raw.value).hexdigest(),
+                "original_truncated": True,
+            }
+            original = RawRecord.from_bytes(raw.key, raw.value[:MAX_ORIGINAL_BYTES])
         letter = DeadLetter(
-            entity=self.entity,
-            entity_id=entity_id,
-            reason=reason,
-            error_type=error_type,
-            error=str(exc)[:2000],
-            attempts=attempts,
-            source=raw.position,
-            original=RawRecord.from_bytes(raw.key, raw.value),
-            failed_ms=now_ms(),
-            details=details or {},
-        )
+            entity=self.entity, entity_id=entity_id, reason=reason, error_type=error_type,
+            error=str(exc)[:2000], attempts=attempts, source=raw.position, original=original,
+            failed_ms=now_ms(), details=details)  # fmt: skip
         pos = raw.position
+        key = entity_id.encode() if entity_id else raw.key
+        try:
+            await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
+        except Exception as send_exc:  # a dead letter must not take the worker down
+            log.error(
+                "%s %s: dead letter not sent (%s); sending it without the original",
+                self.entity,
+                entity_id,
+                send_exc,
+            )
+            minimal = letter.model_copy(update={
+                "original": RawRecord(key=None, value=None),
+                "details": details | {"original_dropped": str(send_exc)[:200]}})  # fmt: skip
+            await self.topics.dead_letters.send(key=key, value=minimal.model_dump_json().encode())
         log.warning(
             "%s %s: dead letter (%s: %s) %s[%d]@%d",
             self.entity,
             entity_id,
             reason,
-            exc,
+            str(exc)[:300],
             pos.topic,
             pos.partition,
             pos.offset,
         )
-        key = entity_id.encode() if entity_id else raw.key
-        await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
         metrics.observe_dead_letter(letter)
 
     async def notify(

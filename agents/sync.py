@@ -115,8 +115,10 @@ class EntitySync:
         entity_id: str | None = None
         try:
             # The key first: a dead letter for a bad value still names its entity.
-            entity_id = parse_key(raw.key, key_field=self.config.key)
+            if raw.key is not None:
+                entity_id = parse_key(raw.key, key_field=self.config.key)
             parsed = parse_change(raw.key, raw.value, key_field=self.config.key)
+            assert entity_id is not None  # parse_change refuses a record without a key
             if isinstance(parsed, Ignored):
                 await self.emit.result(
                     entity_id, None, Outcome("skip", parsed.reason, None), raw, calls=0, attempts=1
@@ -432,13 +434,15 @@ class EntitySync:
     ) -> SyncState:
         base = state or SyncState()
         update: dict[str, Any] = {
-            "last_partition": position.partition,
-            "last_offset": position.offset,
             "updated_ms": now_ms(),
             "attempts": 0,
             "errors": [],
             "retry_at_ms": None,
         }
+        if not base.seen(position.partition, position.offset):
+            # Never move the position back: a redelivered record must not make the
+            # records after it look unapplied.
+            update |= {"last_partition": position.partition, "last_offset": position.offset}
         if outcome.action in _GONE:
             update |= {
                 "status": "deleted",

@@ -164,6 +164,11 @@ def parse_change(
     (tombstones after a delete). Raises :class:`SchemaError` with the reason
     for anything malformed.
     """
+    if key is None and value is not None and b'"op":"t"' in value:
+        raise SchemaError(
+            "a TRUNCATE of the table (op 't'): not synced row by row; "
+            "run `cdcsync reconcile ENTITY` to see what it left on the external side"
+        )
     entity_id = parse_key(key, key_field=key_field)
     if value is None:
         return Ignored(entity_id=entity_id, reason="tombstone (follows the delete it belongs to)")

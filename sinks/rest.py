@@ -3,19 +3,18 @@
 Most CRM and case-management APIs share one shape (a paged, filterable collection
 URL, item URLs, an id and a ``rowId`` version token per object, a bearer token);
 :class:`RestSettings` names what differs. :class:`RestSink` translates every
-failure into ``SinkTransientError`` or ``SinkPermanentError``, never showing the secret.
+failure into ``SinkTransientError`` or ``SinkPermanentError``, never showing the secret,
+and makes every call through a :class:`~cdcsync.sinks.ratelimit.RateLimiter` (the API's
+``rate_limit_rps`` and ``max_concurrency``, shared out between workers; a 429 pauses it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -30,6 +29,12 @@ from cdcsync.errors import (
     SinkTransientError,
 )
 from cdcsync.sinks.base import ExternalRecord, Sink, count_call
+from cdcsync.sinks.ratelimit import (
+    DEFAULT_429_PAUSE_S,
+    RateLimiter,
+    parse_retry_after,
+    resolve_workers,
+)
 
 __all__ = ["RestSettings", "RestSink", "parse_retry_after"]
 
@@ -60,6 +65,11 @@ class RestSettings(BaseModel):
     link_template: str | None = None
     timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=20, ge=1)
+    #: The API's budget across all workers; each worker takes 1/workers (see sinks.ratelimit).
+    rate_limit_rps: float | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    #: Workers sharing the budget; unset: $CDCSYNC_WORKERS, else 1.
+    workers: int | None = Field(default=None, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -93,23 +103,6 @@ def _if_match(row_id: str | None) -> dict[str, str] | None:
     return None if row_id is None else {"If-Match": row_id}
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay seconds or HTTP date), or ``None``."""
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 class _HeaderAuth(httpx.Auth):
     """Adds the credential to each request without it ever sitting in the client's headers."""
 
@@ -134,10 +127,17 @@ class RestSink(Sink):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.object_type = settings.object_type
-        self._token = _read_token(settings, os.environ if environ is None else environ)
+        environ = os.environ if environ is None else environ
+        self._token = _read_token(settings, environ)
+        self.limiter = limiter or RateLimiter.for_worker(
+            rate_limit_rps=settings.rate_limit_rps,
+            max_concurrency=settings.max_concurrency,
+            workers=resolve_workers(settings.workers, environ),
+        )
         auth = None
         if self._token is not None:
             auth = _HeaderAuth(settings.auth_header, settings.auth_scheme, self._token)
@@ -251,7 +251,8 @@ class RestSink(Sink):
         )
         path = request.url.path
         try:
-            response = await self._client.send(request)
+            async with self.limiter.slot():
+                response = await self._client.send(request)
         except httpx.TimeoutException as exc:
             what = f"timed out after {self.settings.timeout_s:g}s ({type(exc).__name__})"
             self._fail(method, path, f"{what}; will retry", transient=True, cause=exc)
@@ -267,6 +268,8 @@ class RestSink(Sink):
         status, excerpt = response.status_code, self._excerpt(response)
         if status >= 500 or status in _TRANSIENT_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if status == 429 or retry_after is not None:  # every call to this API backs off
+                self.limiter.pause(DEFAULT_429_PAUSE_S if retry_after is None else retry_after)
             wait = f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""
             what = f"answered HTTP {status}{wait}: {excerpt}; the API is busy or down, will retry"
             self._fail(method, path, what, transient=True, status=status, retry_after=retry_after)
