@@ -436,6 +436,11 @@ def test_kafka_connect_restart_mid_stream_loses_nothing(make_rig: Callable[..., 
 
 
 @disruptive
+@pytest.mark.skipif(
+    os.environ.get("CDCSYNC_BROKER_RESTART_TEST") != "1",
+    reason="opt-in (CDCSYNC_BROKER_RESTART_TEST=1): Debezium stalls after a broker restart until "
+    "Connect is restarted (open problem, see the README's known limits); the stall costs minutes",
+)
 @pytest.mark.xfail(
     raises=DebeziumStalledError,
     reason="Connect bug in this setup: with the broker gone for >3 s Connect revokes the task, "
