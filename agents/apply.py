@@ -238,6 +238,19 @@ class Applier:
 
     async def _pull(self, d: Decision, entity_id: str, row: Any) -> Outcome:
         assert d.external_id is not None
+        # Poll records are snapshots: read the object as it is now, so a record that
+        # an own write (or a later edit) already replaced is never pulled back.
+        latest = await self.sink.get(d.external_id)
+        if latest is None:
+            return Outcome(
+                "skip", "external object is gone; the poll reports the delete", d.external_id
+            )
+        version = self.version_of(latest)
+        if version is not None and version in d.known_versions:
+            return Outcome(
+                "skip", "stale: the external object is at a version already synced", d.external_id
+            )
+        d = replace(d, fields=dict(latest.fields), version=version)
         if d.payload_hash is not None:
             current = await self._fetch(entity_id)
             if current is None:

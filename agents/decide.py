@@ -64,6 +64,8 @@ class Decision:
     expected_version: str | None = None
     fields: dict[str, Any] | None = None
     version: str | None = None
+    #: External versions this entity already synced: a pull finding one of them is stale.
+    known_versions: tuple[str, ...] = ()
 
 
 def row_matches(row: Mapping[str, Any], filter_: Mapping[str, Any]) -> bool:
@@ -244,11 +246,13 @@ def _decide_external(
     if ext.version is not None and ext.version in state.superseded:
         return Decision(
             "skip",
-            "stale: our own write already replaced that version",
+            "stale: a newer version was already synced",
             external_id=ext.external_id,
         )
 
-    common = {"external_id": ext.external_id, "fields": dict(ext.fields), "version": ext.version}
+    known = tuple(v for v in (state.row_id, *state.superseded) if v is not None)
+    common = {"external_id": ext.external_id, "fields": dict(ext.fields), "version": ext.version,
+              "known_versions": known}  # fmt: skip
     if state.unpushed:
         # The source changed too and that change is not pushed yet: both sides changed.
         policy = policies.conflict

@@ -24,9 +24,10 @@ import faust
 from faust.types import EventT
 
 from cdcsync.agents.apply import Applier, Outcome
+from cdcsync.agents.controls import apply_control, parked_event, send_due_retries
 from cdcsync.agents.decide import decide
 from cdcsync.agents.emit import Emitter, RawEvent, now_ms
-from cdcsync.agents.parking import park_behind, park_failed, to_bytes, to_parked, unpark
+from cdcsync.agents.parking import park_behind, park_failed
 from cdcsync.errors import (
     ConfigurationError,
     MappingError,
@@ -37,7 +38,7 @@ from cdcsync.errors import (
 from cdcsync.schemas.config import Config, EntityConfig
 from cdcsync.schemas.envelope import ChangeEvent, Control, Ignored, parse_change, parse_key
 from cdcsync.schemas.events import SourcePosition
-from cdcsync.schemas.state import SyncState
+from cdcsync.schemas.state import ParkedEvent, SyncState
 from cdcsync.sinks.base import CallCounter, Sink, SourceWriter, call_counter
 from cdcsync.streams import metrics
 from cdcsync.streams.tables import bind_event
@@ -129,7 +130,7 @@ class EntitySync:
                 return
             if recheck and parsed.origin == "source":
                 parsed = parsed.model_copy(update={"recheck": True})
-            state = self._load(entity_id)
+            state = self.load(entity_id)
             pos = raw.position
             if state is not None and state.status == "retrying":
                 if state.seen(pos.partition, pos.offset):
@@ -140,7 +141,7 @@ class EntitySync:
                     )
                     await self.emit.result(entity_id, parsed, skip, raw, calls=0, attempts=1)
                     return
-                self._store(entity_id, park_behind(state, self._parked(raw)))
+                self.store(entity_id, park_behind(state, self._parked(raw)))
                 metrics.observe_parked(self.entity)
                 log.info(
                     "%s %s: queued behind a parked event %s[%d]@%d",
@@ -151,7 +152,7 @@ class EntitySync:
                     pos.offset,
                 )
                 return
-            await self._run(raw, parsed, state, attempt=1, errors=[])
+            await self.run(raw, parsed, state, attempt=1, errors=[])
         except SchemaError as exc:
             await self.emit.dead_letter(raw, entity_id, "schema", exc, 1)
         except Exception as exc:  # the worker must keep going whatever happens
@@ -171,7 +172,7 @@ class EntitySync:
 
     # -- one attempt -------------------------------------------------------------------
 
-    async def _run(
+    async def run(
         self,
         raw: RawEvent,
         change: ChangeEvent,
@@ -230,7 +231,7 @@ class EntitySync:
                     retry=self.config.retry,
                     retry_after=exc.retry_after,
                 )
-                self._store(change.entity_id, parked)
+                self.store(change.entity_id, parked)
                 await self._write_status(change.entity_id, parked, attempt)
                 log.warning(
                     "%s %s: transient failure, attempt %d/%d (%s); parked until %s",
@@ -256,8 +257,8 @@ class EntitySync:
         finally:
             call_counter.reset(token)
 
-        new_state = self._next_state(state, outcome, pos)
-        self._store(change.entity_id, new_state)
+        new_state = self.next_state(state, outcome, pos)
+        self.store(change.entity_id, new_state)
         self._link(raw, change.entity_id, state, new_state)
         if outcome.action != "skip":
             await self._write_status(change.entity_id, new_state, attempt)
@@ -293,7 +294,7 @@ class EntitySync:
                 "updated_ms": now_ms(),
             }
         )
-        self._store(change.entity_id, failed)
+        self.store(change.entity_id, failed)
         await self._write_status(change.entity_id, failed, attempts)
         reason = "sink_transient" if transient else "sink_permanent"
         await self.emit.dead_letter(
@@ -312,126 +313,29 @@ class EntitySync:
                 raw,
             )
 
-    # -- parked entities ---------------------------------------------------------------
+    # -- parked entities and operator controls: see agents/controls.py ------------------
 
-    def _parked(self, raw: RawEvent) -> Any:
-        p = raw.position
-        return to_parked(
-            raw.key,
-            raw.value,
-            topic=p.topic,
-            partition=p.partition,
-            offset=p.offset,
-            received_ms=raw.received_ms,
-        )
+    def _parked(self, raw: RawEvent) -> ParkedEvent:
+        return parked_event(raw)
 
     async def _control(self, entity_id: str, control: Control, raw: RawEvent) -> None:
-        state = self._load(entity_id)
-        if control.command == "resolve":
-            await self._resolve(entity_id, state, control, raw)
-            return
-        if state is None or not state.parked:
-            return
-        if control.command == "cancel":
-            for i, parked in enumerate(state.parked):
-                key, value = to_bytes(parked)
-                raw = RawEvent(
-                    key,
-                    value,
-                    SourcePosition(
-                        topic=parked.topic, partition=parked.partition, offset=parked.offset
-                    ),
-                    parked.received_ms,
-                )
-                await self.emit.dead_letter(
-                    raw,
-                    entity_id,
-                    "cancelled",
-                    f"cancelled by an operator ({control.by})",
-                    state.attempts if i == 0 else 0,
-                    details={"errors": state.errors if i == 0 else []},
-                )
-            self._store(
-                entity_id,
-                unpark(state).model_copy(
-                    update={
-                        "status": "permanently_failed",
-                        "last_error": "cancelled by an operator",
-                    }
-                ),
-            )
-            await self.emit.notify(
-                entity_id, "info", f"{len(state.parked)} parked event(s) cancelled"
-            )
-            return
-        if not control.force and (state.retry_at_ms or 0) > now_ms():
-            return  # a duplicate or early tick: the retry is not due yet
-        await self._redrive(entity_id, state)
+        await apply_control(self, entity_id, control, raw)
 
-    async def _resolve(
-        self, entity_id: str, state: SyncState | None, control: Control, raw: RawEvent
-    ) -> None:
-        """An operator settles a conflict parked under the manual policy."""
-        if state is None or state.status != "conflict" or state.external_id is None:
-            status = state.status if state else "unknown"
-            await self.emit.result(
-                entity_id,
-                None,
-                Outcome("skip", f"resolve: no conflict to resolve (status {status})", None),
-                raw,
-                calls=0,
-                attempts=1,
-            )
-            return
-        counter = CallCounter(entity=self.entity)
-        token = call_counter.set(counter)
-        try:
-            outcome = await self.applier.resolve(
-                entity_id, state.external_id, control.take or "source"
-            )
-        except SinkError as exc:
-            await self.emit.dead_letter(raw, entity_id, "sink_permanent", exc, 1)
-            return
-        finally:
-            call_counter.reset(token)
-        resolved = state.model_copy(update={"status": "synced"})
-        new_state = self._next_state(resolved, outcome, raw.position)
-        self._store(entity_id, new_state)
-        await self.emit.result(entity_id, None, outcome, raw, calls=counter.calls, attempts=1)
-
-    async def _redrive(self, entity_id: str, state: SyncState) -> None:
-        """Retry the parked events in order until one fails again or none is left."""
-        attempt, errors = state.attempts + 1, list(state.errors)
-        remaining = list(state.parked)
-        while remaining:
-            head = remaining[0]
-            key, value = to_bytes(head)
-            raw = RawEvent(
-                key,
-                value,
-                SourcePosition(topic=head.topic, partition=head.partition, offset=head.offset),
-                head.received_ms,
-            )
-            current = self._load(entity_id) or SyncState()
-            parsed = parse_change(key, value, key_field=self.config.key)
-            if isinstance(parsed, ChangeEvent):
-                if not await self._run(raw, parsed, current, attempt=attempt, errors=errors):
-                    return  # parked again, with the rest still queued behind it
-            remaining = remaining[1:]
-            after = self._load(entity_id) or SyncState()
-            self._store(entity_id, after.model_copy(update={"parked": remaining}))
-            attempt, errors = 1, []
-        self._store(entity_id, unpark(self._load(entity_id) or SyncState()))
+    async def send_due_retries(self, topic: faust.TopicT, sent: dict[str, int]) -> int:
+        """Send a retry record for each local parked entity whose retry is due."""
+        return await send_due_retries(self, topic, sent)
 
     # -- state -------------------------------------------------------------------------
 
-    def _load(self, entity_id: str) -> SyncState | None:
+    def load(self, entity_id: str) -> SyncState | None:
+        """The entity's sync state from the table, or ``None`` if it was never seen."""
         raw_state = self.table.get(entity_id)
         return SyncState.model_validate(raw_state) if raw_state else None
 
-    def _next_state(
+    def next_state(
         self, state: SyncState | None, outcome: Outcome, position: SourcePosition
     ) -> SyncState:
+        """The state after ``outcome``; the position never moves back."""
         base = state or SyncState()
         update: dict[str, Any] = {
             "updated_ms": now_ms(),
@@ -457,15 +361,23 @@ class EntitySync:
                 update["row_id"] = outcome.version
             if outcome.payload_hash is not None:
                 update["payload_hash"] = outcome.payload_hash
-            if outcome.superseded is not None:
-                update["superseded"] = [*base.superseded, outcome.superseded][-8:]
+            # Versions this entity moved past (ours or pulled): a poll record still
+            # carrying one of them is stale and must not be pulled back.
+            gone = [
+                v
+                for v in (base.row_id, outcome.superseded)
+                if v is not None and v != update.get("row_id", base.row_id)
+            ]
+            if gone:
+                update["superseded"] = [*base.superseded, *gone][-8:]
         elif outcome.action == "park":
             update |= {"status": "conflict", "external_id": outcome.external_id}
         elif base.status == "retrying":
             update["status"] = "synced"  # a skip ends the retry too
         return base.model_copy(update=update)
 
-    def _store(self, entity_id: str, state: SyncState) -> None:
+    def store(self, entity_id: str, state: SyncState) -> None:
+        """Write the state back to the table (and so to its changelog)."""
         # Write the value back: Faust only logs assignments to the changelog.
         self.table[entity_id] = state.model_dump(mode="json")
 
@@ -500,25 +412,6 @@ class EntitySync:
             log.warning(
                 "%s %s: could not write sync-status columns: %s", self.entity, entity_id, exc
             )
-
-    # -- the retry timer ---------------------------------------------------------------
-
-    async def send_due_retries(self, topic: faust.TopicT, sent: dict[str, int]) -> int:
-        """Send a retry record for each local parked entity whose retry is due."""
-        due = 0
-        now = now_ms()
-        for entity_id, value in list(self.table.items()):
-            if not value or value.get("status") != "retrying" or not value.get("parked"):
-                continue
-            retry_at = value.get("retry_at_ms") or 0
-            if retry_at > now or sent.get(entity_id) == retry_at:
-                continue
-            key, _ = to_bytes(SyncState.model_validate(value).parked[0])
-            control = Control(command="retry", requested_ms=now)
-            await topic.send(key=key, value=control.model_dump_json().encode())
-            sent[entity_id] = retry_at
-            due += 1
-        return due
 
 
 def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any]:

@@ -196,3 +196,23 @@ def test_db_edit_racing_an_api_edit_keeps_the_target_under_target_wins():
         assert sink.objects[external_id]["name"] == "FromApi"
 
     asyncio.run(run())
+
+
+def test_a_poll_record_of_a_version_we_already_replaced_is_not_pulled_back():
+    async def run() -> None:
+        sync, poller, queue, sink, writer = world("source_wins")
+        writer.edit("1", {"name": "Start", "email": "1@x.org"})
+        await drain(sync, queue)
+        writer.edit("1", {"name": "First"})
+        await drain(sync, queue)
+        await poller.poll_once()  # sees the version of "First"...
+        writer.edit("1", {"name": "Second"})  # ...which our next push replaces first
+        await drain(sync, queue)
+        await poller.poll_once()
+        await drain(sync, queue)
+        external_id = sync.table["1"]["external_id"]
+        assert writer.rows["1"]["name"] == sink.objects[external_id]["name"] == "Second"
+        actions = [e["action"] for e in queue.sent if e["kind"] == "result"]
+        assert "pull" not in actions, actions
+
+    asyncio.run(run())
