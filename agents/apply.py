@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from cdcsync.agents.decide import Decision, newer_side
 from cdcsync.errors import ConfigurationError, SinkConflictError, SinkPermanentError
+from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.values import debezium_row
@@ -19,17 +20,6 @@ OutcomeAction = Literal[
     "create", "update", "delete", "mark_target", "pull", "pull_delete", "mark_source", "park",
     "skip",
 ]  # fmt: skip
-
-
-class _Mapper(Protocol):
-    @property
-    def fields(self) -> Collection[str]: ...
-
-    def to_external(self, row: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def to_source(
-        self, fields: Mapping[str, Any], *, current: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +48,7 @@ class Applier:
     """Applies decisions for one entity; long-lived, shared by concurrent operations."""
 
     def __init__(
-        self, *, config: EntityConfig, mapper: _Mapper, sink: Sink, writer: SourceWriter | None
+        self, *, config: EntityConfig, mapper: Mapper, sink: Sink, writer: SourceWriter | None
     ) -> None:
         self.config = config
         self.mapper = mapper

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from cdcsync.errors import MappingError
+from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import ChangeEvent
@@ -39,10 +40,6 @@ Action = Literal[
     "park",  # conflict under the manual policy: wait for an operator
     "skip",
 ]
-
-
-class _Mapper(Protocol):
-    def to_external(self, row: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +106,7 @@ def decide(
     state: SyncState | None,
     *,
     config: EntityConfig,
-    mapper: _Mapper,
+    mapper: Mapper,
     partition: int,
     offset: int,
 ) -> Decision:
@@ -131,7 +128,7 @@ def _known_id(state: SyncState | None) -> str | None:
 
 
 def _decide_source(
-    change: ChangeEvent, state: SyncState | None, *, config: EntityConfig, mapper: _Mapper
+    change: ChangeEvent, state: SyncState | None, *, config: EntityConfig, mapper: Mapper
 ) -> Decision:
     known_id = _known_id(state)
     version = state.row_id if state is not None else None
