@@ -11,12 +11,13 @@ import faust
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync, agent_for
 from cdcsync.mappers.loader import build_mapper
-from cdcsync.schemas.config import Config, EntityConfig
-from cdcsync.sinks.base import SourceWriter
-from cdcsync.sinks.registry import build_sink
+from cdcsync.schemas.config import Config, EntityConfig, interpolate
+from cdcsync.sinks.audit import Auditor
+from cdcsync.sinks.base import CallCounter, SourceWriter, call_counter
+from cdcsync.sinks.targets import build_target
 from cdcsync.streams.topics import Topics
 
-__all__ = ["register_agents"]
+__all__ = ["build_syncs", "register_agents", "target_where"]
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,30 @@ def _writer(config: Config, entity: EntityConfig, columns: set[str]) -> SourceWr
     )
 
 
-def register_agents(
-    app: faust.App, config: Config, topics: Topics, tables: dict[str, Any], refs: dict[str, Any]
-) -> list[EntitySync]:
-    """Declare one sync agent per entity, and a leader-only poll timer where configured."""
-    syncs = []
+def target_where(config: Config, name: str) -> str:
+    """Where an entity's target settings come from, for error messages."""
+    integration = config.entities[name].target.integration
+    where = f"entities.{name}.target"
+    return where if integration is None else f"{where} (integrations.{integration})"
+
+
+def build_syncs(
+    config: Config,
+    topics: Topics,
+    tables: dict[str, Any],
+    refs: dict[str, Any],
+    *,
+    auditor: Auditor | None = None,
+) -> dict[str, EntitySync]:
+    """One :class:`EntitySync` per entity, enabled or not (operator commands read them all)."""
+    syncs = {}
     for name, entity in config.entities.items():
-        mapper = build_mapper(
-            entity.mapping, entity.mapper, entity.mapper_options, where=f"entities.{name}"
+        target = config.target(name)
+        options = interpolate(
+            entity.mapper_options, target.params, where=f"entities.{name}.mapper_options"
         )
-        sync = EntitySync(
+        mapper = build_mapper(entity.mapping, entity.mapper, options, where=f"entities.{name}")
+        syncs[name] = EntitySync(
             entity=name,
             config=entity,
             mapper=mapper,
@@ -57,23 +72,32 @@ def register_agents(
             refs=refs[name],
             topics=topics,
             sink_factory=functools.partial(
-                build_sink, entity.target.provider, entity.target.settings
+                build_target, target, where=target_where(config, name), auditor=auditor
             ),
             writer_factory=functools.partial(_writer, config, entity, set(mapper.pull_columns)),
         )
-        syncs.append(sync)
-        app.agent(topics.entities[name], name=f"sync-{name}", concurrency=1)(
-            agent_for(sync, config)
-        )
-        app.timer(config.app.retry_tick_s)(_retry_timer_for(sync, topics.entities[name]))
-        if entity.poll.interval_s is not None:
-            poller = Poller(sync, topics.entities[name], refs[name])
-            app.timer(entity.poll.interval_s, on_leader=True)(_timer_for(poller))
     return syncs
+
+
+def register_agents(app: faust.App, config: Config, syncs: dict[str, EntitySync]) -> None:
+    """Declare the agent, retry timer and poll timer of each enabled entity.
+
+    A disabled entity gets none: its topic is not subscribed, so the group's
+    committed offsets stay where they were and its pending work waits.
+    """
+    for name in config.enabled_entities():
+        sync, entity = syncs[name], config.entities[name]
+        topic = sync.topics.entities[name]
+        app.agent(topic, name=f"sync-{name}", concurrency=1)(agent_for(sync, config))
+        app.timer(config.app.retry_tick_s)(_retry_timer_for(sync, topic))
+        if entity.poll.interval_s is not None:
+            poller = Poller(sync, topic, sync.refs)
+            app.timer(entity.poll.interval_s, on_leader=True)(_timer_for(poller))
 
 
 def _timer_for(poller: Poller) -> Any:
     async def poll() -> None:
+        token = call_counter.set(CallCounter(entity=poller.sync.entity))  # names audit records
         try:
             await poller.poll_once()
         except Exception:  # a failed poll is retried at the next interval
@@ -82,6 +106,8 @@ def _timer_for(poller: Poller) -> Any:
                 poller.sync.entity,
                 poller.sync.config.poll.interval_s,
             )
+        finally:
+            call_counter.reset(token)
 
     poll.__name__ = poll.__qualname__ = f"poll_{poller.sync.entity}"
     return poll

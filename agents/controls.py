@@ -96,7 +96,7 @@ async def _resolve(
             attempts=1,
         )
         return
-    counter = CallCounter(entity=sync.entity)
+    counter = CallCounter(entity=sync.entity, entity_id=entity_id)
     token = call_counter.set(counter)
     try:
         outcome = await sync.applier.resolve(entity_id, state.external_id, control.take or "source")

@@ -210,7 +210,7 @@ class EntitySync:
             partition=pos.partition,
             offset=pos.offset,
         )
-        counter = CallCounter(entity=self.entity)
+        counter = CallCounter(entity=self.entity, entity_id=change.entity_id)
         token = call_counter.set(counter)
         try:
             outcome = await self.applier.apply(

@@ -11,6 +11,7 @@ itself (``x-schema-version``), which every event also carries as
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.events import (
     SCHEMA_VERSION,
+    AuditRecord,
     ConflictEvent,
     DeadLetter,
     Notification,
@@ -27,6 +29,8 @@ from cdcsync.schemas.events import (
 )
 
 __all__ = ["CONTRACTS", "Contract", "export_schemas", "json_schema"]
+
+log = logging.getLogger(__name__)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: Version of the configuration file's shape.
@@ -61,6 +65,7 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract("dead-letter", DeadLetter, SCHEMA_VERSION, "cdcsync dead-letter event"),
     Contract("conflict", ConflictEvent, SCHEMA_VERSION, "cdcsync conflict event"),
     Contract("notification", Notification, SCHEMA_VERSION, "cdcsync notification event"),
+    Contract("audit", AuditRecord, SCHEMA_VERSION, "cdcsync audit record of an outgoing call"),
     Contract("config", Config, CONFIG_SCHEMA_VERSION, "cdcsync configuration file", emitted=False),
 )
 
@@ -88,7 +93,44 @@ def json_schema(contract: Contract) -> dict[str, Any]:
         "x-schema-version": contract.version,
     }
     schema.pop("title", None)
+    if contract.model is Config:
+        _describe_provider_settings(schema)
     return {**head, **schema}
+
+
+def _describe_provider_settings(schema: dict[str, Any]) -> None:
+    """Give ``settings`` of integrations and inline targets their provider's schema.
+
+    The settings are free-form in the pydantic model (a provider is a plug-in);
+    here each installed provider's model is added under ``if provider == id``
+    so editors complete and check them. Required settings are not required
+    here: an integration may leave some to its entities.
+    """
+    from cdcsync.sinks.registry import default_registry
+
+    defs = schema.setdefault("$defs", {})
+    branches = []
+    broken: dict[str, str] = {}
+    for provider in default_registry.all(broken):
+        settings = provider.settings_model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(settings.pop("$defs", {}))
+        settings.pop("required", None)
+        name = f"settings-{provider.identifier}"
+        defs[name] = {**settings, "title": f"{provider.display_name} settings"}
+        branches.append(
+            {
+                "if": {
+                    "properties": {"provider": {"const": provider.identifier}},
+                    "required": ["provider"],
+                },
+                "then": {"properties": {"settings": {"$ref": f"#/$defs/{name}"}}},
+            }
+        )
+    for model in ("IntegrationConfig", "TargetConfig"):
+        if model in defs:
+            defs[model]["allOf"] = branches
+    for message in broken.values():
+        log.warning("config schema: %s", message)
 
 
 def export_schemas(directory: Path, contracts: tuple[Contract, ...] = CONTRACTS) -> list[Path]:

@@ -279,10 +279,12 @@ async def list_external(
     """Every external object of the entity's target, following the API's pagination;
     ``on_record(n)`` is called with the running count, for progress.
     """
-    from cdcsync.sinks.registry import build_sink
+    from cdcsync.agents.build import target_where
+    from cdcsync.sinks.targets import build_target
 
-    cfg = entity_config(config, entity)
-    sink = build_sink(cfg.target.provider, cfg.target.settings)
+    entity_config(config, entity)  # an unknown entity is an OperatorError naming the known ones
+    target = config.target(entity)
+    sink = build_target(target, where=target_where(config, entity))
     found: list[ExternalRecord] = []
     try:
         async for record in sink.list():
@@ -291,7 +293,7 @@ async def list_external(
                 on_record(len(found))
     except CdcsyncError as exc:
         raise OperatorError(
-            f"listing the {cfg.target.provider} target of {entity} failed after "
+            f"listing the {target.provider} target of {entity} failed after "
             f"{len(found)} objects: {exc}; check the API is up and the token is set"
         ) from exc
     finally:

@@ -1,12 +1,16 @@
 """The configuration file: one YAML document validated by these models.
 
-Secrets never live in the file: a target names the environment variable that
-holds its token (``token_env``), and the sink reads it at start-up.
+``integrations`` are named configurations of a provider (two CRMs of the
+``rest`` provider, each with its URL, params and credentials); an entity
+points its ``target`` at one and adds its own settings. Secrets never live in
+the file: an integration says where each one comes from (an environment
+variable or a file), and the sink reads it at start-up.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +23,9 @@ __all__ = [
     "AppConfig",
     "Config",
     "EntityConfig",
+    "IntegrationConfig",
+    "ResolvedTarget",
+    "SecretRef",
     "TargetConfig",
     "TopicsConfig",
     "default_config_path",
@@ -74,14 +81,102 @@ class TopicsConfig(_Model):
     dead_letters: str = "cdcsync.deadletters"
     conflicts: str = "cdcsync.conflicts"
     notifications: str = "cdcsync.notifications"
+    #: One record per outgoing call (recipient, method, entity, payload digest).
+    audit: str = "cdcsync.audit"
     partitions: int = Field(default=4, ge=1)
 
 
-class TargetConfig(_Model):
-    """Where an entity is synced to: a registered provider and its settings."""
+class SecretRef(_Model):
+    """Where one secret comes from: an environment variable or a file (Docker, Kubernetes)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env: VARIABLE` or `file: /path/to/secret`")
+        return self
+
+    def describe(self) -> str:
+        """Where the secret is read from, for messages (never the value)."""
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+
+class IntegrationConfig(_Model):
+    """One configuration of a provider, shared by the entities whose target names it."""
 
     provider: str
+    #: A disabled integration's entities consume nothing; their topics keep the pending work.
+    enabled: bool = True
+    description: str | None = None
+    #: Provider settings every entity of this integration gets (entities may add their own).
     settings: dict[str, Any] = Field(default_factory=dict)
+    #: Non-secret values, usable as ``${params.NAME}`` in settings and mapper_options.
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: Provider settings read from the environment or files at start-up, never from this file.
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+
+
+class TargetConfig(_Model):
+    """Where an entity is synced to: an integration by name, or a provider inline."""
+
+    integration: str | None = None
+    provider: str | None = None
+    #: Settings of this entity (e.g. its collection path), over the integration's.
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _by_name(cls, data: Any) -> Any:
+        """``target: crm`` is shorthand for ``target: {integration: crm}``."""
+        return {"integration": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetConfig:
+        if (self.integration is None) == (self.provider is None):
+            raise ValueError(
+                "give either `integration: <name>` (a configuration in `integrations:`) "
+                "or `provider: <identifier>` with its settings inline"
+            )
+        return self
+
+
+class ResolvedTarget(_Model):
+    """An entity's target with its integration folded in: what the sink is built from."""
+
+    integration: str | None
+    provider: str
+    enabled: bool
+    settings: dict[str, Any]
+    params: dict[str, Any]
+    secrets: dict[str, SecretRef]
+
+
+_PARAM = re.compile(r"\$\{params\.([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def interpolate(value: Any, params: dict[str, Any], *, where: str) -> Any:
+    """``${params.NAME}`` in strings (nested in dicts and lists) replaced by the param."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, params, where=f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, params, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if (whole := _PARAM.fullmatch(value)) and whole.group(1) in params:
+        return params[whole.group(1)]  # keeps the param's type (a number stays a number)
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            known = ", ".join(sorted(params)) or "none"
+            raise ConfigurationError(
+                f"{where}: unknown param {name!r} in {value!r}; the integration's params: {known}"
+            )
+        return str(params[name])
+
+    return _PARAM.sub(sub, value)
 
 
 class SourceTable(_Model):
@@ -155,6 +250,8 @@ class EntityConfig(_Model):
     mapper: str | None = None
     mapper_options: dict[str, Any] = Field(default_factory=dict)
     target: TargetConfig
+    #: ``false``: this entity consumes nothing (its topic keeps the pending work).
+    enabled: bool = True
     #: Where pulled changes are written; needed for two-way sync.
     source: SourceTable | None = None
     poll: PollConfig = PollConfig()
@@ -206,7 +303,52 @@ class Config(_Model):
     app: AppConfig = AppConfig()
     topics: TopicsConfig = TopicsConfig()
     database: DatabaseConfig = DatabaseConfig()
+    integrations: dict[str, IntegrationConfig] = Field(default_factory=dict)
     entities: dict[str, EntityConfig]
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for name, entity in self.entities.items():
+            ref = entity.target.integration
+            if ref is not None and ref not in self.integrations:
+                known = ", ".join(repr(n) for n in self.integrations) or "none defined"
+                raise ValueError(
+                    f"entities.{name}.target: unknown integration {ref!r} ({known}); "
+                    "add it under `integrations:` or fix the name"
+                )
+        topics: dict[str, str] = {}
+        for name, entity in self.entities.items():
+            if (other := topics.setdefault(entity.topic, name)) != name:
+                raise ValueError(
+                    f"entities {other!r} and {name!r} both read topic {entity.topic!r}; each "
+                    "entity needs its own topic (route a table to a second topic with a second "
+                    "connector in connect/ to sync it to two targets)"
+                )
+        return self
+
+    def target(self, entity: str) -> ResolvedTarget:
+        """The entity's provider, settings (integration's, then its own), params and secrets."""
+        e = self.entities[entity]
+        where = f"entities.{entity}.target.settings"
+        if e.target.integration is None:
+            assert e.target.provider is not None
+            return ResolvedTarget(
+                integration=None, provider=e.target.provider, enabled=e.enabled,
+                settings=e.target.settings, params={}, secrets={},
+            )  # fmt: skip
+        i = self.integrations[e.target.integration]
+        settings = {
+            **interpolate(i.settings, i.params, where=f"integrations.{e.target.integration}"),
+            **interpolate(e.target.settings, i.params, where=where),
+        }
+        return ResolvedTarget(
+            integration=e.target.integration, provider=i.provider, enabled=i.enabled and e.enabled,
+            settings=settings, params=i.params, secrets=i.secrets,
+        )  # fmt: skip
+
+    def enabled_entities(self) -> list[str]:
+        """The entities that consume: enabled themselves and through their integration."""
+        return [name for name in self.entities if self.target(name).enabled]
 
     def refs_table(self, entity: str) -> str:
         """Name of the global table mapping external ids to entity keys (``make_ref``)."""

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "AuditRecord",
     "ConflictEvent",
     "DeadLetter",
     "ExternalRef",
@@ -150,3 +151,30 @@ class Notification(_Event):
     message: str
     source: SourcePosition | None = None
     created_ms: int
+
+
+class AuditRecord(_Event):
+    """One outgoing call to an external system (``log_outgoing_data``), on the audit topic.
+
+    It says who received what, never the data itself: the payload is kept as a
+    SHA-256 digest and a size, so the trail can prove what was sent without
+    becoming a second copy of it.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["audit"] = "audit"
+    #: The configuration (``integrations:`` name) and its provider.
+    integration: str | None
+    provider: str
+    #: Where the call went: scheme, host and port, or the database; never credentials.
+    recipient: str
+    #: The HTTP method, or the SQL statement kind for database providers.
+    method: str
+    #: The path or table called, without the query string.
+    target: str
+    entity: str | None
+    entity_id: str | None
+    #: ``sha256:<hex>`` of the bytes sent; ``None`` when the call carried no body.
+    payload_digest: str | None
+    payload_bytes: int
+    sent_ms: int

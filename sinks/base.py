@@ -33,6 +33,8 @@ class CallCounter:
     calls: int = 0
     #: The entity whose operation is counted, for per-entity API latency metrics.
     entity: str | None = None
+    #: The entity id, for the audit trail of outgoing calls.
+    entity_id: str | None = None
 
 
 call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVar(

@@ -28,6 +28,7 @@ from cdcsync.errors import (
     SinkPermanentError,
     SinkTransientError,
 )
+from cdcsync.sinks.audit import Auditor, audit_record
 from cdcsync.sinks.base import ExternalRecord, Sink, count_call
 from cdcsync.sinks.ratelimit import (
     DEFAULT_429_PAUSE_S,
@@ -35,8 +36,9 @@ from cdcsync.sinks.ratelimit import (
     parse_retry_after,
     resolve_workers,
 )
+from cdcsync.sinks.registry import Provider
 
-__all__ = ["RestSettings", "RestSink", "parse_retry_after"]
+__all__ = ["RestSettings", "RestSink", "parse_retry_after", "provider"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class RestSettings(BaseModel):
     version_field: str | None = "rowId"
     auth_header: str = Field(default="Authorization", min_length=1)
     auth_scheme: str = "Bearer"
+    #: The credential, from the configuration's ``secrets: {token: {env|file: ...}}``.
+    token: SecretStr | None = None
+    #: Shorthand for an inline target: the environment variable holding the token.
     token_env: str | None = None
     page_size: int = Field(default=100, ge=1, le=10_000)
     limit_param: str = "limit"
@@ -128,11 +133,15 @@ class RestSink(Sink):
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] | None = None,
         limiter: RateLimiter | None = None,
+        auditor: Auditor | None = None,
+        integration: str | None = None,
     ) -> None:
         self.settings = settings
         self.object_type = settings.object_type
         environ = os.environ if environ is None else environ
         self._token = _read_token(settings, environ)
+        self._auditor = auditor
+        self._integration = integration
         self.limiter = limiter or RateLimiter.for_worker(
             rate_limit_rps=settings.rate_limit_rps,
             max_concurrency=settings.max_concurrency,
@@ -151,7 +160,7 @@ class RestSink(Sink):
                 max_keepalive_connections=settings.max_connections,
             ),
             transport=transport,
-            event_hooks={"request": [_count_request]},
+            event_hooks={"request": [_count_request, self._audit]},
         )
 
     def __repr__(self) -> str:
@@ -234,6 +243,22 @@ class RestSink(Sink):
 
     # -- HTTP, and translation of every failure at the boundary ---------------
 
+    async def _audit(self, request: httpx.Request) -> None:
+        """httpx request hook: one audit record per call actually sent (retries included)."""
+        if self._auditor is None:
+            return
+        url = request.url
+        await self._auditor.record(
+            audit_record(
+                integration=self._integration,
+                provider="rest",
+                recipient=f"{url.scheme}://{url.netloc.decode('ascii')}",
+                method=request.method,
+                target=url.path,
+                body=request.content,
+            )
+        )
+
     async def _send(
         self,
         method: str,
@@ -281,7 +306,12 @@ class RestSink(Sink):
     def _hint(self, status: int) -> str:
         s = self.settings
         if status in (401, 403):
-            where = f"the variable {s.token_env}" if s.token_env else "no token_env"
+            if s.token is not None:
+                where = "the configuration's secret `token`"
+            elif s.token_env:
+                where = f"the variable {s.token_env}"
+            else:
+                where = "nowhere (no secret `token` configured)"
             problem = "is missing or wrong" if status == 401 else "lacks permission"
             return f"the credential from {where} {problem}"
         if status == 404:
@@ -391,6 +421,8 @@ async def _count_request(request: httpx.Request) -> None:
 
 
 def _read_token(settings: RestSettings, environ: Mapping[str, str]) -> SecretStr | None:
+    if settings.token is not None:
+        return settings.token
     if settings.token_env is None:
         return None
     value = environ.get(settings.token_env, "")
@@ -423,3 +455,20 @@ def _dig(body: Any, path: str) -> Any:
             return None
         body = body.get(part)
     return body
+
+
+provider = Provider(
+    identifier="rest",
+    display_name="Generic JSON REST API",
+    description=(
+        "One collection of a JSON REST API with an id and a rowId version per object, "
+        "paged listing, If-Match updates, a bearer token and a rate limit."
+    ),
+    settings_model=RestSettings,
+    factory=lambda settings, context: RestSink(
+        settings,
+        environ=context.environ,
+        auditor=context.auditor,
+        integration=context.integration,
+    ),
+)

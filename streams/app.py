@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 
 import faust
-from pydantic import ValidationError
 
-from cdcsync.agents.build import register_agents
+from cdcsync.agents.build import build_syncs, register_agents
 from cdcsync.errors import ConfigurationError
-from cdcsync.schemas.config import Config, load_config
-from cdcsync.sinks.registry import settings_model
+from cdcsync.schemas.config import Config, default_config_path, load_config
+from cdcsync.streams.audit import TopicAuditor
+from cdcsync.streams.preflight import preflight
 from cdcsync.streams.tables import declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
 from cdcsync.streams.web import register_pages
@@ -38,36 +38,27 @@ def create_app(config: Config) -> faust.App:
     )
     topics = declare_topics(app, config)
     tables = declare_tables(app, config)
-    syncs = register_agents(app, config, topics, tables, declare_refs(app, config))
+    syncs = build_syncs(
+        config, topics, tables, declare_refs(app, config), auditor=TopicAuditor(topics.audit)
+    )
+    register_agents(app, config, syncs)
     app.conf.cdcsync_syncs = syncs  # type: ignore[attr-defined]
     commands.register(app, config)
     register_pages(app, config, topics=topics, tables=tables)
     return app
 
 
-def _check_targets(config: Config) -> None:
-    # Fail before consuming anything: every target's settings must validate.
-    for name, entity in config.entities.items():
-        try:
-            settings_model(entity.target.provider).model_validate(entity.target.settings)
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"entities.{name}.target: {exc}") from None
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigurationError(f"entities.{name}.target.settings: {problems}") from None
-
-
 def main() -> None:
     """Entry point of the ``cdcsync`` command: worker and operator commands in one CLI."""
     try:
-        config = load_config()
-        _check_targets(config)
+        path = default_config_path()
+        config = load_config(path)
         app = create_app(config)
         if sys.argv[1:2] == ["worker"]:
-            for sync in app.conf.cdcsync_syncs:  # type: ignore[attr-defined]
-                _ = sync.sink  # secrets and settings are checked before any event
+            syncs = app.conf.cdcsync_syncs  # type: ignore[attr-defined]
+            preflight(config, path, {name: sync.mapper for name, sync in syncs.items()})
+            for name in config.enabled_entities():
+                _ = syncs[name].sink  # secrets are read before any event
     except ConfigurationError as exc:
         sys.exit(f"cdcsync: configuration error: {exc}")
     app.main()

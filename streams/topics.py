@@ -21,6 +21,7 @@ class Topics:
     dead_letters: faust.TopicT
     conflicts: faust.TopicT
     notifications: faust.TopicT
+    audit: faust.TopicT
 
 
 def _raw(app: faust.App, name: str, partitions: int) -> faust.TopicT:
@@ -46,6 +47,7 @@ def declare_topics(app: faust.App, config: Config) -> Topics:
         dead_letters=_raw(app, config.topics.dead_letters, n),
         conflicts=_raw(app, config.topics.conflicts, n),
         notifications=_raw(app, config.topics.notifications, n),
+        audit=_raw(app, config.topics.audit, n),
     )
 
 
@@ -60,6 +62,7 @@ def topic_specs(config: Config) -> list[TopicSpec]:
             config.topics.dead_letters,
             config.topics.conflicts,
             config.topics.notifications,
+            config.topics.audit,
         )
     ]
     for name in config.entities:

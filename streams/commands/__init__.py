@@ -1,7 +1,8 @@
 """Operator commands, on the Faust app so one CLI runs the worker and the tools.
 
 One module per group: ``stack`` (local, demo), ``repair`` (replay, resync,
-dlq, trigger) and ``inspect`` (status, log, schemas). Each command's
+dlq, trigger), ``inspect`` (status, log, schemas), ``parked``, ``reconcile`` and
+``providers`` (providers, check). Each command's
 docstring is its ``--help``; the work is done by ``cdcsync.operators``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import faust
 
 from cdcsync.schemas.config import Config
-from cdcsync.streams.commands import inspect, parked, reconcile, repair, stack
+from cdcsync.streams.commands import inspect, parked, providers, reconcile, repair, stack
 from cdcsync.streams.commands.stack import stack_up
 
 __all__ = ["register", "stack_up"]
@@ -23,3 +24,4 @@ def register(app: faust.App, config: Config) -> None:
     inspect.register(app, config)
     parked.register(app, config)
     reconcile.register(app, config)
+    providers.register(app, config)

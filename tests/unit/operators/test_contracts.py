@@ -67,6 +67,7 @@ EXAMPLES = {
 def test_one_file_each_with_id_and_version(tmp_path: Path):
     paths = export_schemas(tmp_path / "out")
     assert sorted(p.name for p in paths) == [
+        f"audit.v{SCHEMA_VERSION}.schema.json",
         "config.v1.schema.json",
         f"conflict.v{SCHEMA_VERSION}.schema.json",
         f"dead-letter.v{SCHEMA_VERSION}.schema.json",

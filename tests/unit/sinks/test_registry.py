@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from importlib.metadata import EntryPoint
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from cdcsync.errors import ConfigurationError
 from cdcsync.sinks.base import ExternalRecord, Sink
 from cdcsync.sinks.registry import (
+    ENTRY_POINT_GROUP,
     Provider,
     SinkRegistry,
     build_sink,
@@ -41,7 +43,7 @@ class _MemorySettings(BaseModel):
 class _MemorySink(Sink):
     """The smallest provider: proves the registry is not tied to the REST one."""
 
-    def __init__(self, settings: _MemorySettings) -> None:
+    def __init__(self, settings: _MemorySettings, context: object = None) -> None:
         self.object_type = settings.object_type
 
     async def get(self, external_id: str) -> ExternalRecord | None:
@@ -103,15 +105,15 @@ def test_invalid_settings_name_each_field(settings: dict[str, Any], names: list[
     with pytest.raises(ConfigurationError) as caught:
         build_sink("rest", settings)
     message = str(caught.value)
-    assert message.startswith("invalid settings for sink provider 'rest'")
+    assert message.startswith("invalid settings for provider 'rest'")
     assert all(name in message for name in names)
 
 
 def test_invalid_settings_never_echo_the_values() -> None:
     leaked = "sk_live_do_not_print_me"
     with pytest.raises(ConfigurationError) as caught:
-        build_sink("rest", dict(REST, token=leaked, page_size=leaked))
-    assert "token" in str(caught.value) and leaked not in str(caught.value)
+        build_sink("rest", dict(REST, api_key=leaked, page_size=leaked))
+    assert "api_key" in str(caught.value) and leaked not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
@@ -136,20 +138,47 @@ def test_settings_model_for_early_validation() -> None:
         settings_model("nope")
 
 
-def test_a_custom_registry_with_an_eager_and_a_lazy_provider() -> None:
-    registry = SinkRegistry({"memory": Provider(_MemorySettings, _MemorySink)})
-    registry.register("rest2", "cdcsync.sinks.rest:RestSettings:RestSink")
-    assert registry.names() == ["memory", "rest2"]
+MEMORY = Provider("memory", "Memory", "for tests", _MemorySettings, _MemorySink)
+
+
+def _plugin(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
+
+
+def test_a_registry_with_an_object_and_an_entry_point() -> None:
+    registry = SinkRegistry(
+        {"memory": MEMORY}, plugins=[_plugin("rest", "cdcsync.sinks.rest:provider")]
+    )
+    assert registry.names() == ["memory", "rest"]
     sink = registry.build("memory", {"object_type": "case"})
     assert isinstance(sink, _MemorySink) and sink.object_type == "case"
-    assert registry.provider("rest2") == Provider(RestSettings, RestSink)
+    assert registry.provider("rest").settings_model is RestSettings
     with pytest.raises(ValueError, match="already registered"):
-        registry.register("memory", Provider(_MemorySettings, _MemorySink))
-    registry.register("memory", Provider(RestSettings, RestSink), replace=True)
+        registry.register(MEMORY)
+    registry.register(Provider("memory", "M", "", RestSettings, RestSink), replace=True)
     assert registry.provider("memory").settings_model is RestSettings
 
 
-def test_a_lazy_provider_whose_module_is_missing_says_so() -> None:
-    registry = SinkRegistry({"ghost": "cdcsync.sinks.no_such_module:Settings:Sink"})
-    with pytest.raises(ConfigurationError, match="'ghost' is not available"):
+def test_the_installed_providers_are_found_by_entry_point() -> None:
+    assert {"rest", "postgres"} <= set(default_registry.names())
+    rest = default_registry.provider("rest")
+    assert rest.identifier == "rest" and rest.display_name and rest.description
+    defaults = rest.settings_defaults()
+    assert defaults["base_url"] is ... and defaults["page_size"] == 100
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("cdcsync.sinks.no_such_module:provider", "cannot be loaded: No module named"),
+        ("cdcsync.sinks.rest:RestSettings", "is a ModelMetaclass, not a cdcsync.sinks.Provider"),
+        ("cdcsync.sinks.rest:provider", "calls itself 'rest'; the names must match"),
+    ],
+)
+def test_a_broken_plugin_names_its_entry_point(value: str, problem: str) -> None:
+    registry = SinkRegistry(plugins=[_plugin("ghost", value)])
+    with pytest.raises(ConfigurationError) as caught:
         registry.build("ghost", {})
+    assert "entry point 'ghost'" in str(caught.value) and problem in str(caught.value)
+    broken: dict[str, str] = {}
+    assert registry.all(broken) == [] and "ghost" in broken

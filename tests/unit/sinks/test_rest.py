@@ -509,7 +509,6 @@ async def test_failed_calls_count_too(api: RefApi, sink: RestSink) -> None:
         {"link_template": "{base_url}/{unknown}"},
         {"page_size": 0},
         {"timeout_s": 0},
-        {"token": "inline secrets are not a setting"},
     ],
 )
 def test_invalid_settings_are_rejected(overrides: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ def test_schemas_export_writes_one_file_per_contract(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
     assert written == [
+        "audit.v1.schema.json",
         "config.v1.schema.json",
         "conflict.v1.schema.json",
         "dead-letter.v1.schema.json",

@@ -1,0 +1,106 @@
+"""Start-up checks: every configuration problem reported before any event is consumed.
+
+Each problem names the file, the path inside it and what to do. Targets are
+checked against their provider's settings model; mapped columns against the
+source table in PostgreSQL (when the database can be reached: an outage is
+not a configuration error, and the worker retries its writes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from cdcsync.agents.build import target_where
+from cdcsync.errors import ConfigurationError
+from cdcsync.mappers.base import Mapper
+from cdcsync.schemas.config import Config
+from cdcsync.sinks.targets import check_target
+
+__all__ = ["check_columns", "check_targets", "preflight"]
+
+log = logging.getLogger(__name__)
+
+
+def check_targets(config: Config) -> list[str]:
+    """Problems with the entities' targets: unknown provider, bad settings, misplaced secrets."""
+    problems = []
+    for name in config.entities:
+        try:
+            check_target(config.target(name), where=target_where(config, name))
+        except ConfigurationError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _field_of(mapping: Mapping[str, Any], column: str) -> str:
+    for field, spec in mapping.items():
+        if spec == column or (isinstance(spec, Mapping) and spec.get("column") == column):
+            return f"mapping.{field}"
+    return "mapper"
+
+
+def check_columns(
+    config: Config, mappers: Mapping[str, Mapper], table_columns: Mapping[str, Collection[str]]
+) -> list[str]:
+    """Problems with mapped columns, given each source table's columns (``schema.table``)."""
+    problems = []
+    for name, entity in config.entities.items():
+        if entity.source is None:
+            continue
+        table = f"{entity.source.schema_}.{entity.source.table}"
+        where = f"entities.{name}"
+        existing = table_columns.get(table)
+        if existing is None:
+            problems.append(
+                f"{where}.source.table: {table} does not exist in the database; "
+                "create it or fix the name"
+            )
+            continue
+        mapper = mappers[name]
+        wanted = {entity.key, *mapper.columns, *mapper.pull_columns}
+        if entity.status_columns:
+            wanted |= set(entity.status_columns.names())
+        for column in sorted(wanted - set(existing)):
+            problems.append(
+                f"{where}.{_field_of(entity.mapping, column)}: column {column!r} does not exist "
+                f"in {table} (it has {', '.join(sorted(existing))}); fix the mapping or add it"
+            )
+    return problems
+
+
+def _table_columns(dsn: str, tables: list[tuple[str, str]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        for schema, table in tables:
+            rows = conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s",
+                (schema, table),
+            ).fetchall()
+            if rows:
+                found[f"{schema}.{table}"] = [r[0] for r in rows]
+    return found
+
+
+def preflight(config: Config, path: Path | None, mappers: Mapping[str, Mapper]) -> None:
+    """Raise one ``ConfigurationError`` listing every problem found, or return."""
+    problems = check_targets(config)
+    tables = [(e.source.schema_, e.source.table) for e in config.entities.values() if e.source]
+    if tables:
+        try:
+            columns = _table_columns(config.database.url(), tables)
+        except psycopg.OperationalError as exc:
+            log.warning("could not check mapped columns: database unreachable (%s)", exc)
+        else:
+            problems += check_columns(config, mappers, columns)
+    if problems:
+        where = f"{path}: " if path else ""
+        raise ConfigurationError(
+            f"{where}{len(problems)} problem(s) in the configuration:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
