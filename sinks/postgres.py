@@ -205,7 +205,7 @@ class PostgresWriter:
     async def fetch(self, entity_id: str | int) -> dict[str, Any] | None:
         """The current row, or ``None`` if there is none."""
         query = select_sql(self.schema, self.table, self.key_column)
-        return await self._run("fetch", (), lambda c: self._one(c, query, [entity_id]))
+        return await self.run("fetch", (), lambda c: self._one(c, query, [entity_id]))
 
     async def update(
         self, entity_id: str | int, values: Mapping[str, Any]
@@ -219,14 +219,14 @@ class PostgresWriter:
             return await self.fetch(entity_id)
         query = update_sql(self.schema, self.table, self.key_column, columns)
         params = [*(adapt(values[c]) for c in columns), entity_id]
-        return await self._run("update", columns, lambda c: self._one(c, query, params))
+        return await self.run("update", columns, lambda c: self._one(c, query, params))
 
     async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Insert a row of ``values`` (allowed columns only) and return it as stored."""
         columns = checked_columns(values, self.allowed_columns, f"insert into {self.name}")
         query = insert_sql(self.schema, self.table, columns)
         params = [adapt(values[c]) for c in columns]
-        row = await self._run(
+        row = await self.run(
             "insert", columns, lambda c: self._one(c, query, params), idempotent=False
         )
         if row is None:  # RETURNING * always yields the row; a rule or trigger could eat it
@@ -236,7 +236,7 @@ class PostgresWriter:
     async def delete(self, entity_id: str | int) -> bool:
         """Delete the row; ``False`` if it was already gone."""
         query = delete_sql(self.schema, self.table, self.key_column)
-        count = await self._run("delete", (), lambda c: self._count(c, query, [entity_id]))
+        count = await self.run("delete", (), lambda c: self._count(c, query, [entity_id]))
         return count > 0
 
     async def write_status(self, entity_id: str | int, values: Mapping[str, Any]) -> None:
@@ -250,7 +250,7 @@ class PostgresWriter:
             return
         query = update_sql(self.schema, self.table, self.key_column, columns)
         params = [*(adapt(values[c]) for c in columns), entity_id]
-        row = await self._run("write_status", columns, lambda c: self._one(c, query, params))
+        row = await self.run("write_status", columns, lambda c: self._one(c, query, params))
         if row is None:
             logger.debug("%s %s: row gone, sync status not written", self.name, entity_id)
 
@@ -262,7 +262,7 @@ class PostgresWriter:
             cur = await conn.execute(columns_sql(), params)
             return {row["column_name"] for row in await cur.fetchall()}
 
-        return await self._run("columns", (), query)
+        return await self.run("columns", (), query)
 
     async def verify(self) -> None:
         """ConfigurationError naming every configured column the table lacks (start-up check)."""
@@ -292,7 +292,7 @@ class PostgresWriter:
         cur = await conn.execute(query, params)
         return int(cur.rowcount)
 
-    async def _run(
+    async def run(
         self,
         action: str,
         columns: Sequence[str],
