@@ -300,6 +300,10 @@ class PostgresWriter:
         *,
         idempotent: bool = True,
     ) -> T:
+        """Run ``op`` on the shared connection; reconnect once if ``idempotent``; translate errors.
+
+        ``action`` and ``columns`` name the statement in error messages (never values).
+        """
         async with self._lock:
             for attempt in (1, 2):
                 fresh = self._conn is None or self._conn.closed or self._conn.broken
