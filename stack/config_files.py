@@ -11,6 +11,7 @@ __all__ = [
     "CONNECT_GROUP",
     "CONNECT_TOPICS",
     "ENV_CONFIG_PROVIDER",
+    "TASK_SHUTDOWN_GRACEFUL_TIMEOUT_MS",
     "broker_properties",
     "log4j_properties",
     "pg_conf",
@@ -26,6 +27,9 @@ CONNECT_TOPICS = {
     "status": "cdcsync-connect-status",
 }
 CONNECT_GROUP = "cdcsync-connect"
+#: How long Connect waits for a task to stop (its default is 5 s): the longest broker outage
+#: after which Debezium resumes by itself (see worker_properties).
+TASK_SHUTDOWN_GRACEFUL_TIMEOUT_MS = 10 * 60 * 1000
 #: Lets connector JSON say ${env:CDCSYNC_PG_PASSWORD} instead of holding the secret.
 ENV_CONFIG_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
 
@@ -124,6 +128,13 @@ def worker_properties(
         "plugin.discovery": discovery,
         # One worker: nobody to wait for when it restarts.
         "scheduled.rebalance.max.delay.ms": 0,
+        # A broker outage longer than heartbeat.interval.ms (3 s) makes the worker revoke its
+        # tasks. Debezium's SourceTask.stop() first reads the committed offsets from Kafka and
+        # only then closes its replication connection; with the default 5 s Connect gives up
+        # waiting, closes the task's offset reader, stop() throws before closing anything, and
+        # the orphaned walsender keeps the slot "active" until the JVM exits. Waiting longer
+        # lets stop() finish once the broker is back, so the restarted task gets the slot.
+        "task.shutdown.graceful.timeout.ms": TASK_SHUTDOWN_GRACEFUL_TIMEOUT_MS,
         "topic.creation.enable": True,
         "config.providers": "env",
         "config.providers.env.class": ENV_CONFIG_PROVIDER,

@@ -6,6 +6,7 @@ tags its rows with a unique suffix so tests never see each other's data.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,10 @@ from cdcsync.refapi.server import run_in_thread
 from cdcsync.schemas.config import Config, load_config
 from cdcsync.stack.settings import StackSettings
 
-API_PORT = 8901
+# Ports of the reference API and the worker's web server; set them to run a second stack
+# (CDCSYNC_* ports and home) next to the default one without collisions.
+API_PORT = int(os.environ.get("CDCSYNC_IT_API_PORT", "8901"))
+WEB_PORT = int(os.environ.get("CDCSYNC_IT_WEB_PORT", "6067"))
 TOKEN = "it-" + uuid.uuid4().hex
 
 
@@ -42,7 +46,11 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = yaml.safe_load(demo.read_text())
     # A fresh consumer group and tables per session: state never leaks between runs
     # against a long-lived local stack; the worker fixture starts the group at the end.
-    data["app"].update(id=f"cdcsync-it-{uuid.uuid4().hex[:8]}", web_port=6067)
+    data["app"].update(
+        id=f"cdcsync-it-{uuid.uuid4().hex[:8]}",
+        web_port=WEB_PORT,
+        broker=f"kafka://{StackSettings().bootstrap_servers}",  # the stack the tests run
+    )
     data["entities"]["contact"]["poll"] = {"interval_s": 1}
     data["entities"]["contact"]["policies"]["target_delete"] = "delete"
     target = data["entities"]["contact"]["target"]["settings"]

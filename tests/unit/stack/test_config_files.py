@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cdcsync.stack.config_files import (
     ENV_CONFIG_PROVIDER,
+    TASK_SHUTDOWN_GRACEFUL_TIMEOUT_MS,
     broker_properties,
     log4j_properties,
     pg_conf,
@@ -87,6 +88,13 @@ def test_worker_uses_schemaless_json_env_provider_and_plugin_path(tmp_path: Path
     assert props["config.providers.env.class"] == ENV_CONFIG_PROVIDER
     assert props["listeners"] == "http://127.0.0.1:18083"
     assert props["bootstrap.servers"] == settings.bootstrap_servers
+
+
+def test_worker_waits_for_a_revoked_task_to_release_the_replication_slot(tmp_path: Path) -> None:
+    # Connect's 5 s default cancels Debezium's stop() during a broker outage: the slot leaks.
+    props = _parse(render_properties(worker_properties(_settings(tmp_path), plugin_path=tmp_path)))
+    assert int(props["task.shutdown.graceful.timeout.ms"]) >= 60_000
+    assert props["task.shutdown.graceful.timeout.ms"] == str(TASK_SHUTDOWN_GRACEFUL_TIMEOUT_MS)
 
 
 def test_log4j_writes_to_the_given_file(tmp_path: Path) -> None:
