@@ -18,7 +18,7 @@ __all__ = ["Applier", "Outcome", "OutcomeAction"]
 
 OutcomeAction = Literal[
     "create", "update", "delete", "mark_target", "pull", "pull_delete", "mark_source", "park",
-    "skip",
+    "finalize", "skip",
 ]  # fmt: skip
 
 

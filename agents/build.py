@@ -8,10 +8,11 @@ from typing import Any
 
 import faust
 
+from cdcsync.agents.associations import ChildKeys, ParentLink
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync, agent_for
 from cdcsync.mappers.loader import build_mapper
-from cdcsync.schemas.config import Config, EntityConfig, interpolate
+from cdcsync.schemas.config import ChildConfig, Config, EntityConfig, interpolate
 from cdcsync.sinks.audit import Auditor
 from cdcsync.sinks.base import CallCounter, SourceWriter, call_counter
 from cdcsync.sinks.targets import build_target
@@ -48,12 +49,35 @@ def target_where(config: Config, name: str) -> str:
     return where if integration is None else f"{where} (integrations.{integration})"
 
 
+def _child_keys(config: Config) -> ChildKeys:
+    """Reads a parent's child rows from each child's source table (one writer per child)."""
+    from cdcsync.sinks.postgres import PostgresWriter
+
+    writers: dict[str, PostgresWriter] = {}
+
+    async def keys(child: ChildConfig, parent_key: str) -> list[str]:
+        if child.entity not in writers:
+            entity = config.entities[child.entity]
+            assert entity.source is not None  # Config checks children have a source
+            writers[child.entity] = PostgresWriter(
+                config.database.url(),
+                table=entity.source.table,
+                schema=entity.source.schema_,
+                key_column=entity.key,
+                allowed_columns=(),
+            )
+        return await writers[child.entity].keys_where(child.column, parent_key)
+
+    return keys
+
+
 def build_syncs(
     config: Config,
     topics: Topics,
     tables: dict[str, Any],
     refs: dict[str, Any],
     *,
+    links: dict[str, Any] | None = None,
     auditor: Auditor | None = None,
 ) -> dict[str, EntitySync]:
     """One :class:`EntitySync` per entity, enabled or not (operator commands read them all)."""
@@ -75,7 +99,19 @@ def build_syncs(
                 build_target, target, where=target_where(config, name), auditor=auditor
             ),
             writer_factory=functools.partial(_writer, config, entity, set(mapper.pull_columns)),
+            links=(links or {}).get(name),
+            child_keys=_child_keys(config) if entity.children else None,
         )
+    for name in config.entities:
+        if (found := config.parent_of(name)) is not None:
+            parent, child = found
+            syncs[name].parent = ParentLink(
+                parent=parent,
+                child=child,
+                links=(links or {})[parent],
+                topic=topics.entities[parent],
+                key_field=config.entities[parent].key,
+            )
     return syncs
 
 

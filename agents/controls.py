@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import faust
 
 from cdcsync.agents.apply import Outcome
+from cdcsync.agents.associations import finalize, record_child
 from cdcsync.agents.emit import RawEvent, now_ms
 from cdcsync.agents.parking import to_bytes, to_parked, unpark
-from cdcsync.errors import SinkError
+from cdcsync.errors import SinkError, SinkTransientError
 from cdcsync.schemas.envelope import ChangeEvent, Control, parse_change
 from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import ParkedEvent, SyncState
@@ -43,6 +44,9 @@ async def apply_control(sync: EntitySync, entity_id: str, control: Control, raw:
     state = sync.load(entity_id)
     if control.command == "resolve":
         await _resolve(sync, entity_id, state, control, raw)
+        return
+    if control.command == "child":
+        await _child(sync, entity_id, state, control, raw)
         return
     if state is None or not state.parked:
         return
@@ -79,6 +83,33 @@ async def apply_control(sync: EntitySync, entity_id: str, control: Control, raw:
     if not control.force and (state.retry_at_ms or 0) > now_ms():
         return  # a duplicate or early tick: the retry is not due yet
     await _redrive(sync, entity_id, state)
+
+
+async def _child(
+    sync: EntitySync, entity_id: str, state: SyncState | None, control: Control, raw: RawEvent
+) -> None:
+    """A child was synced or removed: record it, and finalize once all children are synced."""
+    if control.child_entity is None or control.child_id is None:
+        await sync.emit.dead_letter(
+            raw, entity_id, "schema", "a child control must name child_entity and child_id", 1
+        )
+        return
+    updated = record_child(state or SyncState(), control)
+    sync.store(entity_id, updated)
+    counter = CallCounter(entity=sync.entity, entity_id=entity_id)
+    token = call_counter.set(counter)
+    try:
+        done = await finalize(sync, entity_id, updated)
+    except SinkError as exc:
+        # The next child's record finalizes again; this one can be redriven from the DLQ.
+        reason = "sink_transient" if isinstance(exc, SinkTransientError) else "sink_permanent"
+        await sync.emit.dead_letter(raw, entity_id, reason, exc, 1)
+        return
+    finally:
+        call_counter.reset(token)
+    action, why = done or ("skip", f"child {control.child_entity} {control.child_id} recorded")
+    outcome = Outcome(action, why, updated.external_id)  # type: ignore[arg-type]
+    await sync.emit.result(entity_id, None, outcome, raw, calls=counter.calls, attempts=1)
 
 
 async def _resolve(

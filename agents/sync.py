@@ -24,6 +24,7 @@ import faust
 from faust.types import EventT
 
 from cdcsync.agents.apply import Applier, Outcome
+from cdcsync.agents.associations import ChildKeys, ParentLink, notify_parent, with_parent
 from cdcsync.agents.controls import apply_control, parked_event, send_due_retries
 from cdcsync.agents.decide import decide
 from cdcsync.agents.emit import Emitter, RawEvent, now_ms
@@ -70,6 +71,11 @@ class EntitySync:
     refs: Any  # faust GlobalTable[str, str]: external id -> entity key (JSON text)
     topics: Topics
     writer_factory: Callable[[], SourceWriter | None] = lambda: None
+    #: Associations: this entity's parent, if it is a child; its own links table and the
+    #: reader of its child rows, if it is a parent (see agents.associations).
+    parent: ParentLink | None = None
+    links: Any = None
+    child_keys: ChildKeys | None = None
 
     @functools.cached_property
     def sink(self) -> Sink:
@@ -99,26 +105,89 @@ class EntitySync:
         await asyncio.gather(*(self._process_group(g) for g in groups.values()))
 
     async def _process_group(self, events: list[EventT]) -> None:
-        for event in events:
-            await self.process(event)
+        """The records of one key, in order; consecutive plain source updates coalesce."""
+        if len(events) == 1:
+            await self.process(events[0])
+            return
+        raws = [self._raw(event) for event in events]
+        updates = [self._plain_update(event, raw) for event, raw in zip(events, raws, strict=True)]
+        for i, (event, raw) in enumerate(zip(events, raws, strict=True)):
+            change = updates[i]
+            later = updates[i + 1] if i + 1 < len(events) else None
+            bind_event(event)
+            if (
+                change is not None
+                and later is not None
+                and await self._coalesce(raw, change, raws[i + 1])
+            ):
+                continue
+            await self.handle(raw, recheck=self._replayed(event), parsed=change)
+
+    def _raw(self, event: EventT) -> RawEvent:
+        msg = event.message
+        position = SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset)
+        return RawEvent(event.key, event.value, position, now_ms())
+
+    @staticmethod
+    def _replayed(event: EventT) -> bool:
+        headers = event.headers or {}
+        return REPLAY_HEADER in headers or REPLAY_HEADER.encode() in headers
+
+    def _plain_update(self, event: EventT, raw: RawEvent) -> ChangeEvent | None:
+        """The change if the record is a source update that a later update of the same
+        entity may carry (no replay, no re-check, no ``watch``); else None."""
+        if raw.value is None or raw.key is None or self.config.watch or self._replayed(event):
+            return None
+        try:
+            parsed = parse_change(raw.key, raw.value, key_field=self.config.key)
+        except Exception:  # handle() parses again and dead-letters it
+            return None
+        if not isinstance(parsed, ChangeEvent) or parsed.origin != "source" or parsed.recheck:
+            return None
+        return parsed if parsed.op == "update" else None
+
+    async def _coalesce(self, raw: RawEvent, change: ChangeEvent, later: RawEvent) -> bool:
+        """Skip a change whose entity is updated again by the next record of the batch:
+        that record's write carries this change too (its payload is the newer row).
+
+        Only for an entity in sync (or new): a parked one queues every record instead.
+        """
+        try:
+            state = self.load(change.entity_id)
+            if state is not None and state.status not in ("synced", "deleted"):
+                return False
+            if state is not None and state.seen(raw.position.partition, raw.position.offset):
+                return False  # a redelivery: handle() reports it as already applied
+            outcome = Outcome(
+                "skip",
+                f"coalesced: superseded by offset {later.position.offset} of the same batch, "
+                "which syncs the newer row",
+                state.external_id if state is not None and state.status == "synced" else None,
+            )
+            await self.emit.result(change.entity_id, change, outcome, raw, calls=0, attempts=1)
+        except Exception as exc:
+            await self._unexpected(raw, change.entity_id, exc)
+        return True
 
     async def process(self, event: EventT) -> None:
         """Take one record to a result, a dead letter or the entity's parked queue."""
-        msg = event.message
-        position = SourcePosition(topic=msg.topic, partition=msg.partition, offset=msg.offset)
         bind_event(event)  # table writes go to this record's changelog partition
-        headers = event.headers or {}
-        replayed = REPLAY_HEADER in headers or REPLAY_HEADER.encode() in headers
-        await self.handle(RawEvent(event.key, event.value, position, now_ms()), recheck=replayed)
+        await self.handle(self._raw(event), recheck=self._replayed(event))
 
-    async def handle(self, raw: RawEvent, *, recheck: bool = False) -> None:
-        """Handle one record; never raises. ``recheck``: verify the external copy."""
+    async def handle(
+        self, raw: RawEvent, *, recheck: bool = False, parsed: ChangeEvent | None = None
+    ) -> None:
+        """Handle one record; never raises. ``recheck``: verify the external copy.
+
+        ``parsed``: the record already parsed by the caller (a plain source change).
+        """
         entity_id: str | None = None
         try:
             # The key first: a dead letter for a bad value still names its entity.
             if raw.key is not None:
                 entity_id = parse_key(raw.key, key_field=self.config.key)
-            parsed = parse_change(raw.key, raw.value, key_field=self.config.key)
+            if parsed is None:
+                parsed = parse_change(raw.key, raw.value, key_field=self.config.key)
             assert entity_id is not None  # parse_change refuses a record without a key
             if isinstance(parsed, Ignored):
                 await self.emit.result(
@@ -213,6 +282,8 @@ class EntitySync:
         counter = CallCounter(entity=self.entity, entity_id=change.entity_id)
         token = call_counter.set(counter)
         try:
+            if self.parent is not None:
+                decision = with_parent(decision, change, self.parent)
             outcome = await self.applier.apply(
                 decision, entity_id=change.entity_id, source_row=change.after
             )
@@ -260,6 +331,7 @@ class EntitySync:
         new_state = self.next_state(state, outcome, pos)
         self.store(change.entity_id, new_state)
         self._link(raw, change.entity_id, state, new_state)
+        await self._associate(change, outcome, new_state)
         if outcome.action != "skip":
             await self._write_status(change.entity_id, new_state, attempt)
         if outcome.action == "park":
@@ -312,6 +384,20 @@ class EntitySync:
                 f"gave up after {attempts} attempts: {str(exc)[:300]}",
                 raw,
             )
+
+    async def _associate(self, change: ChangeEvent, outcome: Outcome, state: SyncState) -> None:
+        """Publish a parent's external id for its children; tell a child's parent about it."""
+        if outcome.action == "skip":
+            return
+        synced = outcome.action in _SYNCED and state.external_id is not None
+        if self.links is not None:
+            if synced:
+                self.links[change.entity_id] = state.external_id
+            elif outcome.action in _GONE:
+                self.links.pop(change.entity_id, None)
+        if self.parent is not None and (synced or outcome.action in _GONE):
+            external_id = state.external_id if synced else None
+            await notify_parent(self.parent, change, self.entity, external_id)
 
     # -- parked entities and operator controls: see agents/controls.py ------------------
 

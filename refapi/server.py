@@ -40,7 +40,8 @@ MAX_LIMIT = 1000
 _API_PATH = re.compile(r"^/api/v1/(?P<collection>[^/]+)(?:/(?P<id>[^/]+))?/?$")
 _OPERATIONS = {  # (path kind, method) -> operation, for the stats
     ("collection", "GET"): "list", ("collection", "POST"): "create",
-    ("item", "GET"): "get", ("item", "PUT"): "replace", ("item", "DELETE"): "delete",
+    ("item", "GET"): "get", ("item", "PUT"): "replace", ("item", "PATCH"): "merge",
+    ("item", "DELETE"): "delete",
 }  # fmt: skip
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
@@ -119,6 +120,7 @@ class RefApi:
         app.router.add_post(c, self._create)
         app.router.add_get(i, self._get)
         app.router.add_put(i, self._replace)
+        app.router.add_patch(i, self._merge)
         app.router.add_delete(i, self._delete)
         app.router.add_get("/ui/{collection}/{id}", self._ui)
         app.router.add_get("/_admin/stats", self._admin_stats)
@@ -215,6 +217,12 @@ class RefApi:
         info, body = request.match_info, await _json_object(request)
         if_match = request.headers.get("If-Match")
         record = self.store.replace(info["collection"], info["id"], body, if_match=if_match)
+        return _record_response(record)
+
+    async def _merge(self, request: web.Request) -> web.Response:
+        info, body = request.match_info, await _json_object(request)
+        if_match = request.headers.get("If-Match")
+        record = self.store.merge(info["collection"], info["id"], body, if_match=if_match)
         return _record_response(record)
 
     async def _delete(self, request: web.Request) -> web.Response:

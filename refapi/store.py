@@ -143,6 +143,21 @@ class Store:
         row.row_id = self._next_row_id()
         return self._render(record_id, row)
 
+    def merge(
+        self,
+        collection: str,
+        record_id: str,
+        fields: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+    ) -> dict[str, Any]:
+        """Change the given fields and keep the others (PATCH); a new ``rowId``."""
+        row = self._row(collection, record_id)
+        _check_precondition(row, if_match)
+        row.fields = {**row.fields, **_clean(fields)}
+        row.row_id = self._next_row_id()
+        return self._render(record_id, row)
+
     def delete(self, collection: str, record_id: str, *, if_match: str | None = None) -> None:
         """Remove a record; raises ``NotFoundError`` if it is already gone."""
         row = self._row(collection, record_id)

@@ -21,8 +21,10 @@ from cdcsync.errors import ConfigurationError
 
 __all__ = [
     "AppConfig",
+    "ChildConfig",
     "Config",
     "EntityConfig",
+    "FinalizeConfig",
     "IntegrationConfig",
     "ResolvedTarget",
     "SecretRef",
@@ -237,6 +239,24 @@ class StatusColumns(_Model):
         return [c for c in self.model_dump().values() if c]
 
 
+class ChildConfig(_Model):
+    """A child entity synced under this one (an order's positions, pretix's OrderPosition)."""
+
+    #: The child entity's name in ``entities:``.
+    entity: str
+    #: The child's source column holding this entity's key (the foreign key).
+    column: str
+    #: The child's external field set to this entity's external id (``mapped_objects``).
+    field: str
+
+
+class FinalizeConfig(_Model):
+    """Run once per parent after its children: set a field to the children's external ids."""
+
+    #: The parent's external field, written with the sorted list of its children's ids.
+    field: str
+
+
 class EntityConfig(_Model):
     """One synced entity: its topic, key, field map, target and policies."""
 
@@ -262,9 +282,15 @@ class EntityConfig(_Model):
     #: Only changes to these columns trigger a sync (empty: every mapped column).
     watch: list[str] = Field(default_factory=list)
     status_columns: StatusColumns | None = None
+    #: Child entities: synced after this one, carrying its external id.
+    children: list[ChildConfig] = Field(default_factory=list)
+    #: A step run once this entity's children are all synced (e.g. to link them).
+    finalize: FinalizeConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> EntityConfig:
+        if self.finalize is not None and not self.children:
+            raise ValueError("finalize needs children: it runs once the children are synced")
         if not self.mapping:
             raise ValueError("mapping must name at least one field")
         missing = [f for f in self.natural_key if f not in self.mapping]
@@ -316,6 +342,26 @@ class Config(_Model):
                     f"entities.{name}.target: unknown integration {ref!r} ({known}); "
                     "add it under `integrations:` or fix the name"
                 )
+        parents: dict[str, str] = {}
+        for name, entity in self.entities.items():
+            for child in entity.children:
+                where = f"entities.{name}.children"
+                if child.entity not in self.entities or child.entity == name:
+                    raise ValueError(
+                        f"{where}: {child.entity!r} is not another entity of this file; "
+                        "declare the child under `entities:` too"
+                    )
+                if (other := parents.setdefault(child.entity, name)) != name:
+                    raise ValueError(
+                        f"{where}: {child.entity!r} already has the parent {other!r}; "
+                        "a child entity has one parent"
+                    )
+                if self.entities[child.entity].source is None:
+                    raise ValueError(
+                        f"{where}: the child {child.entity!r} needs `source: {{table: ...}}`, "
+                        "where the parent finds its children by the column "
+                        f"{child.column!r}"
+                    )
         topics: dict[str, str] = {}
         for name, entity in self.entities.items():
             if (other := topics.setdefault(entity.topic, name)) != name:
@@ -345,6 +391,18 @@ class Config(_Model):
             integration=e.target.integration, provider=i.provider, enabled=i.enabled and e.enabled,
             settings=settings, params=i.params, secrets=i.secrets,
         )  # fmt: skip
+
+    def parent_of(self, entity: str) -> tuple[str, ChildConfig] | None:
+        """The entity's parent and the link to it, if it is a declared child."""
+        for name, parent in self.entities.items():
+            for child in parent.children:
+                if child.entity == entity:
+                    return name, child
+        return None
+
+    def links_table(self, entity: str) -> str:
+        """Name of the global table mapping a parent's keys to its external ids."""
+        return f"links_{entity}"
 
     def enabled_entities(self) -> list[str]:
         """The entities that consume: enabled themselves and through their integration."""

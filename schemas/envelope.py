@@ -110,16 +110,21 @@ class Control(BaseModel):
 
     ``retry`` redrives the entity's parked events (when due, or now with ``force``);
     ``cancel`` dead-letters them; ``resolve`` settles a conflict parked under the
-    ``manual`` policy. Controls are not changes; only ``resolve`` produces a result.
+    ``manual`` policy; ``child`` tells a parent that one of its children was synced
+    (or deleted), so it can finalize. Only ``resolve`` and ``child`` produce results.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     origin: Literal["control"] = "control"
-    command: Literal["retry", "cancel", "resolve"]
+    command: Literal["retry", "cancel", "resolve", "child"]
     #: For ``resolve``: which side's version wins a parked conflict.
     take: Literal["source", "target"] | None = None
     force: bool = False
+    #: For ``child``: which child, and its external id (``None``: the child is gone).
+    child_entity: str | None = None
+    child_id: str | None = None
+    child_external_id: str | None = None
     requested_ms: int | None = None
     by: str = "timer"
 

@@ -33,6 +33,7 @@ Action = Literal[
     "pull_delete",  # source row deleted after the external object was (target_delete=delete)
     "mark_source",  # source row marked (policy target_delete=mark)
     "park",  # both sides changed, policy manual: see the conflicts topic
+    "finalize",  # the parent's finalize step ran after its children (associations)
     "skip",  # nothing to do; ``reason`` says why
 ]
 

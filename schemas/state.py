@@ -49,6 +49,10 @@ class SyncState(BaseModel):
     last_partition: int | None = None
     last_offset: int | None = None
     updated_ms: int | None = None
+    #: A parent's synced children: child entity -> child key -> external id.
+    children: dict[str, dict[str, str]] = {}
+    #: Digest of the children list the finalize step last wrote (runs once per list).
+    finalized: str | None = None
 
     @field_validator("status", mode="before")
     @classmethod

@@ -77,6 +77,22 @@ class Sink(abc.ABC):
         version; otherwise ``SinkConflictError`` (the external side changed too).
         """
 
+    async def patch(self, external_id: str, fields: Mapping[str, Any]) -> ExternalRecord:
+        """Change some fields and keep the others (a parent's finalize step uses it).
+
+        The default reads the object and writes it back merged, guarded by its
+        version; providers whose API merges by itself (HTTP PATCH) override it.
+        """
+        from cdcsync.errors import SinkPermanentError
+
+        current = await self.get(external_id)
+        if current is None:
+            raise SinkPermanentError(
+                f"{self.object_type} {external_id} does not exist any more", status_code=404
+            )
+        merged = {**current.fields, **fields}
+        return await self.update(external_id, merged, expected_row_id=current.row_id)
+
     @abc.abstractmethod
     async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         """Delete an object; ``False`` if it was already gone (deletes are idempotent)."""

@@ -51,6 +51,7 @@ __all__ = [
     "delete_sql",
     "insert_sql",
     "json_friendly",
+    "keys_sql",
     "select_sql",
     "update_sql",
 ]
@@ -76,6 +77,13 @@ def select_sql(schema: str, table: str, key: str) -> sql.Composed:
     """``SELECT * FROM schema.table WHERE key = %s``."""
     return sql.SQL("SELECT * FROM {} WHERE {} = %s").format(
         _table(schema, table), sql.Identifier(key)
+    )
+
+
+def keys_sql(schema: str, table: str, key: str, column: str) -> sql.Composed:
+    """``SELECT key FROM schema.table WHERE column = %s ORDER BY key``."""
+    return sql.SQL("SELECT {key} FROM {} WHERE {} = %s ORDER BY {key}").format(
+        _table(schema, table), sql.Identifier(column), key=sql.Identifier(key)
     )
 
 
@@ -206,6 +214,16 @@ class PostgresWriter:
         """The current row, or ``None`` if there is none."""
         query = select_sql(self.schema, self.table, self.key_column)
         return await self.run("fetch", (), lambda c: self._one(c, query, [entity_id]))
+
+    async def keys_where(self, column: str, value: Any) -> list[str]:
+        """Keys of the rows whose ``column`` equals ``value`` (a parent's children), as text."""
+        query = keys_sql(self.schema, self.table, self.key_column, column)
+
+        async def op(conn: Conn) -> list[str]:
+            cur = await conn.execute(query, [value])
+            return [str(next(iter(row.values()))) for row in await cur.fetchall()]
+
+        return await self.run("keys_where", (column,), op)
 
     async def update(
         self, entity_id: str | int, values: Mapping[str, Any]

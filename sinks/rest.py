@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -62,6 +62,8 @@ class RestSettings(BaseModel):
     token: SecretStr | None = None
     #: Shorthand for an inline target: the environment variable holding the token.
     token_env: str | None = None
+    #: How updates are sent: PUT replaces the mapped fields, PATCH merges them.
+    update_method: Literal["PUT", "PATCH"] = "PUT"
     page_size: int = Field(default=100, ge=1, le=10_000)
     limit_param: str = "limit"
     cursor_param: str = "cursor"
@@ -200,9 +202,16 @@ class RestSink(Sink):
     async def update(
         self, external_id: str, payload: Mapping[str, Any], *, expected_row_id: str | None = None
     ) -> ExternalRecord:
-        path = self._item_path("PUT", external_id)
+        method = self.settings.update_method
+        path = self._item_path(method, external_id)
         headers = _if_match(expected_row_id)
-        return self._record(await self._send("PUT", path, body=payload, headers=headers))
+        return self._record(await self._send(method, path, body=payload, headers=headers))
+
+    async def patch(self, external_id: str, fields: Mapping[str, Any]) -> ExternalRecord:
+        if self.settings.update_method != "PATCH":
+            return await super().patch(external_id, fields)
+        path = self._item_path("PATCH", external_id)
+        return self._record(await self._send("PATCH", path, body=fields))
 
     async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         path = self._item_path("DELETE", external_id)

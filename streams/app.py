@@ -11,7 +11,7 @@ from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import Config, default_config_path, load_config
 from cdcsync.streams.audit import TopicAuditor
 from cdcsync.streams.preflight import preflight
-from cdcsync.streams.tables import declare_refs, declare_tables
+from cdcsync.streams.tables import declare_links, declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
 from cdcsync.streams.web import register_pages
 
@@ -39,7 +39,12 @@ def create_app(config: Config) -> faust.App:
     topics = declare_topics(app, config)
     tables = declare_tables(app, config)
     syncs = build_syncs(
-        config, topics, tables, declare_refs(app, config), auditor=TopicAuditor(topics.audit)
+        config,
+        topics,
+        tables,
+        declare_refs(app, config),
+        links=declare_links(app, config),
+        auditor=TopicAuditor(topics.audit),
     )
     register_agents(app, config, syncs)
     app.conf.cdcsync_syncs = syncs  # type: ignore[attr-defined]

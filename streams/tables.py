@@ -11,7 +11,7 @@ from faust.types import EventT
 
 from cdcsync.schemas.config import Config
 
-__all__ = ["bind_event", "declare_refs", "declare_tables"]
+__all__ = ["bind_event", "declare_links", "declare_refs", "declare_tables"]
 
 
 def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
@@ -24,6 +24,24 @@ def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
             help=f"external id -> key of {name}",
         )
         for name in config.entities
+    }
+
+
+def declare_links(app: faust.App, config: Config) -> dict[str, Any]:
+    """Declare ``links_<parent>``: key -> external id of each parent entity, on every worker.
+
+    A child's agent reads it to carry its parent's external id; children live on
+    other partitions than their parent, hence a global table.
+    """
+    return {
+        name: app.GlobalTable(
+            config.links_table(name),
+            default=None,
+            partitions=config.topics.partitions,
+            help=f"key -> external id of {name}",
+        )
+        for name, entity in config.entities.items()
+        if entity.children
     }
 
 

@@ -70,4 +70,7 @@ def topic_specs(config: Config) -> list[TopicSpec]:
         specs.append(
             TopicSpec(config.changelog_topic(name, config.refs_table(name)), n, compacted=True)
         )
+        if config.entities[name].children:
+            links = config.changelog_topic(name, config.links_table(name))
+            specs.append(TopicSpec(links, n, compacted=True))
     return specs

@@ -314,7 +314,7 @@ def _capture(topic):
     topic.raw = []
 
     async def send(*, key, value):
-        body = json.loads(value)
+        body = {k: v for k, v in json.loads(value).items() if not k.startswith("child_")}
         body.pop("requested_ms"), body.pop("by"), body.pop("take")
         topic.raw.append((key, body))
 
@@ -399,3 +399,44 @@ async def test_an_operator_resolves_a_manual_conflict(take, expected):
     await sync.process(feed(None, ADA, value=json.dumps(resolve).encode()))
     assert sync.table["1"]["status"] == "synced"
     assert sink.objects[oid]["firstName"] == writer.rows["1"]["first_name"] == expected
+
+
+async def test_consecutive_updates_of_one_entity_in_a_batch_coalesce_into_one_write(sync):
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    updates = [feed("u", {**ADA, "first_name": name}) for name in ("A2", "A3", "A4")]
+    await sync.process_batch(updates)
+    results = sync.topics.results.sent[1:]
+    assert [r["action"] for r in results] == ["skip", "skip", "update"]
+    assert [r["api_calls"] for r in results] == [0, 0, 1]
+    assert results[0]["reason"].startswith("coalesced: superseded by offset 3")
+    assert [o["firstName"] for o in sync.sink.objects.values()] == ["A4"]
+    assert sync.load("1").last_offset == 4
+
+
+async def test_updates_of_a_parked_entity_queue_instead_of_coalescing(sync):
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    sync.sink.fail_next = [SinkTransientError("503")]
+    await sync.process(feed("u", {**ADA, "first_name": "A2"}))
+    await sync.process_batch([feed("u", {**ADA, "first_name": n}) for n in ("A3", "A4")])
+    state = sync.load("1")
+    assert state.status == "retrying"
+    assert len(state.parked) == 3  # the failed update first, then both later ones
+
+
+async def test_watch_turns_coalescing_off():
+    config = CONFIG.model_copy(update={"watch": ["first_name"]})
+    sync = EntitySync(
+        entity="contact",
+        config=config,
+        mapper=FieldMap(config.mapping),
+        sink_factory=MemorySink,
+        table={},
+        refs={},
+        topics=Topics(),
+    )
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    await sync.process_batch([feed("u", {**ADA, "first_name": n}) for n in ("A2", "A3")])
+    assert [r["action"] for r in sync.topics.results.sent] == ["create", "update", "update"]
