@@ -118,5 +118,7 @@ def test_wrong_associations_are_refused(order: dict[str, Any], message: str) -> 
 def test_a_child_needs_a_source_table() -> None:
     entities = _entities(children=[{"entity": "position", "column": "order_id", "field": "o"}])
     del entities["position"]["source"]
-    with pytest.raises(ValueError, match=re.escape("the child 'position' needs `source: {table: ...}`")):
+    with pytest.raises(
+        ValueError, match=re.escape("the child 'position' needs `source: {table: ...}`")
+    ):
         Config.model_validate({"entities": entities})
