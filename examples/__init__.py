@@ -1,0 +1,9 @@
+"""Runnable examples on the local stack, each with its own table, connector and configuration.
+
+``contacts``: a two-way person/company sync with a CRM (``python -m cdcsync.examples.contacts``).
+:mod:`cdcsync.examples.runner` holds what every example does to run.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
