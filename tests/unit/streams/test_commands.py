@@ -50,3 +50,32 @@ def test_bad_input_is_one_line_on_stderr_and_exit_1():
     assert done.returncode == 1
     assert done.stderr.strip().startswith("cdcsync replay: cannot read the time 'yesterday'")
     assert "Traceback" not in done.stderr
+
+
+def test_providers_list_shows_each_provider_with_its_settings_and_defaults():
+    done = cdcsync("providers", "list", "--as-json")
+    assert done.returncode == 0, done.stderr
+    providers = {p["identifier"]: p for p in json.loads(done.stdout)}
+    assert {"rest", "postgres"} <= set(providers)
+    settings = {s["name"]: s for s in providers["rest"]["settings"]}
+    assert settings["base_url"]["required"] and settings["page_size"]["default"] == 100
+    assert settings["token"]["secret"] and providers["rest"]["description"]
+    text = cdcsync("providers").stdout
+    assert "rest  Generic JSON REST API" in text and "page_size: int = 100" in text
+
+
+def test_the_config_schema_describes_each_providers_settings(tmp_path: Path):
+    import jsonschema
+    import yaml
+
+    assert cdcsync("schemas", "export", str(tmp_path)).returncode == 0
+    schema = json.loads((tmp_path / "config.v1.schema.json").read_text())
+    demo = yaml.safe_load((ROOT / "examples" / "orders" / "cdcsync.yaml").read_text())
+    jsonschema.validate(demo, schema)
+    demo["integrations"]["shop"]["settings"]["page_size"] = "many"
+    try:
+        jsonschema.validate(demo, schema)
+    except jsonschema.ValidationError as exc:
+        assert "page_size" in str(exc.absolute_path) or "many" in exc.message
+    else:
+        raise AssertionError("a wrong provider setting passed the exported schema")
