@@ -1,0 +1,7 @@
+"""``python -m cdcsync.examples.contacts``: run the contacts example once."""
+
+from __future__ import annotations
+
+from cdcsync.examples.contacts.run import main
+
+main()
