@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
-.PHONY: install demo test unit lint down
+.PHONY: install demo test unit lint down bench bench-quick
 
 install:
 	./scripts/install-deps.sh
@@ -12,6 +12,12 @@ test: install
 
 unit:
 	python3 -m pytest tests/unit
+
+bench: install
+	python3 -m cdcsync.bench
+
+bench-quick: install
+	python3 -m cdcsync.bench --quick
 
 lint:
 	ruff check . && ruff format --check . && mypy

@@ -3,7 +3,9 @@
 Every change consumed ends as exactly one result or one dead letter; nothing
 raised here escapes to Faust (which would ack and skip the record). Records of
 one batch are grouped by key: groups run concurrently, the records of one key
-strictly in order, so the partition stays the lock for each entity.
+strictly in order, so the partition stays the lock for each entity. Consecutive
+source updates of one entity in a batch coalesce: each but the last ends as a
+``skip`` result ("coalesced: superseded by offset N"), and one write carries them.
 
 A transient failure parks the entity (``agents.parking``): its later records
 queue behind the failed one in its state, the other entities keep flowing, and

@@ -1,0 +1,107 @@
+"""The bench's table: each figure beside its target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render"]
+
+
+def _get(d: dict[str, Any], *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        v = f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    elif isinstance(v, int):
+        v = f"{v:,}"
+    return f"{v}{unit}"
+
+
+def _check(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def render(report: dict[str, Any], args: Any) -> str:
+    """Markdown table of the figures, targets and verdicts."""
+    r = report
+    wk = r.get("workload", {})
+    poll = r.get("poll", {})
+    poll100 = _get(poll, "page_size_100", "changed_pass_s")
+    poll1000 = _get(poll, "page_size_1000", "changed_pass_s")
+    ratio_a, ratio_b = _get(r, "ratios", "cdcsync_over_a"), _get(r, "ratios", "cdcsync_over_b")
+    p99 = _get(r, "steady", "latency_p99_ms")
+    calls = _get(r, "drain", "cdcsync", "api_calls_per_synced_change")
+    if calls is None:
+        calls = _get(r, "end_to_end", "api_calls_per_synced_change")
+    rows: list[tuple[str, str, str, str]] = [
+        ("workload", f"{_fmt(wk.get('changes'))} changes ({_fmt(wk.get('seed_inserts'))} seed "
+         f"inserts, {_fmt(wk.get('updates'))} updates, {_fmt(wk.get('inserts'))} inserts, "
+         f"{_fmt(wk.get('deletes'))} deletes); API +{args.latency_ms} ms; "
+         f"{args.connections} connections, transport {args.transport}", "", ""),
+        ("end to end, first commit -> last result",
+         _fmt(_get(r, "end_to_end", "throughput"), " changes/s"), "", ""),
+        ("  PostgreSQL load rate / Debezium done after",
+         f"{_fmt(_get(r, 'end_to_end', 'load_rate'))}/s / "
+         f"{_fmt(_get(r, 'end_to_end', 'debezium_lag_s'), ' s')}", "", ""),
+        ("drain: cdcsync", _fmt(_get(r, "drain", "cdcsync", "throughput"), " changes/s"), "", ""),
+        ("drain: baseline (a) aiokafka -> httpx, concurrent",
+         _fmt(_get(r, "drain", "baseline_a", "throughput"), " changes/s"), "", ""),
+        ("drain: baseline (b) one request per event",
+         _fmt(_get(r, "drain", "baseline_b", "throughput"), " changes/s"), "", ""),
+        ("CPU per change: cdcsync / (a) / (b) (their process)",
+         f"{_fmt(_get(r, 'drain', 'cdcsync', 'cpu_ms_per_change'))} / "
+         f"{_fmt(_get(r, 'drain', 'baseline_a', 'cpu_ms_per_change'))} / "
+         f"{_fmt(_get(r, 'drain', 'baseline_b', 'cpu_ms_per_change'), ' ms')}", "", ""),
+        ("cdcsync / baseline (a)", _fmt(ratio_a, "x"), ">= 0.8x",
+         _check(None if ratio_a is None else ratio_a >= 0.8)),
+        ("cdcsync / baseline (b)", _fmt(ratio_b, "x"), ">= 20x",
+         _check(None if ratio_b is None else ratio_b >= 20)),
+        (f"commit -> external write at {args.rate:g}/s, p50",
+         _fmt(_get(r, "steady", "latency_p50_ms"), " ms"), "", ""),
+        (f"commit -> external write at {args.rate:g}/s, p99", _fmt(p99, " ms"), "< 250 ms",
+         _check(None if p99 is None else p99 < 250)),
+        (f"commit -> external write at {args.low_rate:g}/s, p50 / p99",
+         f"{_fmt(_get(r, 'steady_low', 'latency_p50_ms'))} / "
+         f"{_fmt(_get(r, 'steady_low', 'latency_p99_ms'), ' ms')}", "", ""),
+        ("API calls per synced change (cdcsync drain)", _fmt(calls), "<= 2",
+         _check(None if calls is None else calls <= 2)),
+        ("  baseline (a) API calls per write",
+         _fmt(_get(r, "drain", "baseline_a", "api_calls_per_synced_change")), "", ""),
+        (f"poll + diff of {_fmt(poll.get('records'))} records, page 100",
+         _fmt(poll100, " s"), "< 2 s", _check(None if poll100 is None else poll100 < 2)),
+        (f"poll + diff of {_fmt(poll.get('records'))} records, page 1000",
+         _fmt(poll1000, " s"), "< 2 s", _check(None if poll1000 is None else poll1000 < 2)),
+        ("state per entity (changelog key + value)",
+         _fmt(_get(r, "state", "bytes_per_entity"), " B"), "", ""),
+        (f"restart, recover {_fmt(_get(r, 'state', 'entities'))} entities "
+         f"({_fmt(_get(r, 'state', 'records'))} changelog records)",
+         _fmt(_get(r, "state", "restart_s"), " s"), "", ""),
+        (f"restart, recover {_fmt(_get(r, 'state', 'synthetic_entities'))} entities (synthetic)",
+         _fmt(_get(r, "state", "synthetic_restart_s"), " s"), "", ""),
+        ("  of which table recovery (log: assigned -> Recovery complete)",
+         f"{_fmt(_get(r, 'state', 'restart_recovery_s'))} / "
+         f"{_fmt(_get(r, 'state', 'synthetic_recovery_s'), ' s')}", "", ""),
+        ("  worker start with empty state", _fmt(_get(r, "state", "empty_start_s"), " s"), "", ""),
+    ]  # fmt: skip
+    width = max(len(x[0]) for x in rows)
+    vw = max(len(x[1]) for x in rows)
+    lines = [
+        f"| {'figure'.ljust(width)} | {'value'.ljust(vw)} | target   | verdict |",
+        f"|{'-' * (width + 2)}|{'-' * (vw + 2)}|----------|---------|",
+    ]
+    for name, value, target, verdict in rows:
+        lines.append(f"| {name.ljust(width)} | {value.ljust(vw)} | {target:<8} | {verdict:<7} |")
+    m = r.get("machine", {})
+    lines.append(
+        f"\nmachine: {m.get('cpus')} CPUs, Python {m.get('python')}, {m.get('platform')}; "
+        f"load average at start {tuple(round(x, 2) for x in m.get('load_avg_at_start', ()))}"
+    )
+    return "\n".join(lines)
