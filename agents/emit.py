@@ -96,7 +96,9 @@ class Emitter:
             latency_ms=float(max(completed - start, 0)),
         )
         pos = raw.position
-        log.info(
+        # DEBUG: one line per change costs ~5% of a busy worker's CPU (bench/), and the
+        # results topic (`cdcsync log`) already says it; failures log at WARNING.
+        log.debug(
             "%s %s: %s (%s) %s[%d]@%d",
             self.entity,
             entity_id,

@@ -41,6 +41,9 @@ from cdcsync.sinks.registry import Provider
 __all__ = ["RestSettings", "RestSink", "parse_retry_after", "provider"]
 
 logger = logging.getLogger(__name__)
+# httpx logs every request at INFO: ~5% of a busy worker's CPU (bench/). Each call is
+# counted in results and recorded on the audit topic instead.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _EXCERPT_CHARS = 200
 _TRANSIENT_STATUSES = frozenset({408, 429})
