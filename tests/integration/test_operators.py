@@ -1,6 +1,6 @@
 """Operator commands and worker endpoints on the real stack.
 
-Runs its own worker (app id ``cdcsync-ops-it``, web port 6068), reference API
+Runs its own worker (app id ``cdcsync-ops-it-<random>``, web port 6068), reference API
 (port 8902) and results/dead-letter topics, so it never sees the events of
 the sync tests' worker, which may consume the same entity topic meanwhile.
 """
@@ -23,7 +23,7 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, TopicPartition
 
-from cdcsync.demo.harness import TopicWatcher, WorkerProcess
+from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.errors import StackError
 from cdcsync.refapi.server import RefApiThread, run_in_thread
 from cdcsync.schemas.config import Config, TopicsConfig, load_config
@@ -33,7 +33,8 @@ from cdcsync.streams.webhooks import parse_secret, sign
 ROOT = Path(__file__).resolve().parents[2]
 API_PORT = 8902
 WEB_PORT = 6068
-APP_ID = "cdcsync-ops-it"
+# Fresh per session: a long-lived local stack keeps groups and their offsets between runs.
+APP_ID = f"cdcsync-ops-it-{uuid.uuid4().hex[:8]}"
 TOKEN = "ops-" + uuid.uuid4().hex
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(uuid.uuid4().bytes).decode()
 WEB = f"http://127.0.0.1:{WEB_PORT}"
@@ -105,6 +106,9 @@ def ops_api(running_stack: StackSettings) -> Iterator[RefApiThread]:
 def ops_worker(
     ops_config: Config, ops_api: RefApiThread, ops_config_path: Path, running_stack: StackSettings
 ) -> Iterator[OpsWorker]:
+    start_group_at_end(
+        running_stack.bootstrap_servers, APP_ID, [e.topic for e in ops_config.entities.values()]
+    )
     proc = OpsWorker(
         config_path=ops_config_path,
         log_path=Path(running_stack.home) / "logs" / "worker-ops-it.log",
@@ -242,7 +246,12 @@ def test_health_readiness_and_metrics(ops_worker):
     text = httpx.get(f"{WEB}/metrics").text
     for name in ("cdcsync_events_total", "cdcsync_consumer_lag", "cdcsync_external_api_seconds"):
         assert f"# TYPE {name.removesuffix('_total')}" in text
-    assert 'cdcsync_consumer_lag{partition="0",topic="cdcsync.contact"}' in text
+    lag = 'cdcsync_consumer_lag{partition="0",topic="cdcsync.contact"}'
+    deadline = time.monotonic() + 15  # a partition's lag is known after its first fetch
+    while lag not in text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        text = httpx.get(f"{WEB}/metrics").text
+    assert lag in text
 
 
 # -- status, trigger, dead letters, log ---------------------------------------------------

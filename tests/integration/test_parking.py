@@ -21,6 +21,11 @@ def results(events: list[tuple[str, dict[str, Any]]], entity_id: str) -> list[tu
     ]
 
 
+def settle(watcher: Any) -> None:
+    """Let the change just made reach the agent alone (not coalesced with the next one)."""
+    watcher.collect(lambda _t, e: False, timeout_s=0.5)
+
+
 def created(watcher: Any, *ids: str) -> dict[str, str]:
     events = watcher.collect(
         lambda _t, e: e["entity_id"] in ids and e["action"] == "create", len(ids), timeout_s=60
@@ -37,6 +42,7 @@ def test_failing_entity_is_parked_and_retried_in_order_while_others_flow(
     # Only the parked entity's object fails, twice.
     external.fault(status=503, count=2, path=f"/api/v1/contacts/{objects[parked]}", method="PUT")
     db.execute("UPDATE contact SET last_name = 'First' WHERE id = %s", (parked,))
+    settle(watcher)  # two updates in one batch would coalesce into one write
     db.execute("UPDATE contact SET last_name = 'Second' WHERE id = %s", (parked,))
     db.execute("UPDATE contact SET last_name = 'Meanwhile' WHERE id = %s", (flowing,))
 
@@ -61,6 +67,7 @@ def test_parked_events_survive_a_worker_crash(worker, db, watcher, external, tag
         status=503, count=3, path=f"/api/v1/contacts/{external_id}", method="PUT", retry_after=2
     )
     db.execute("UPDATE contact SET phone = '41' WHERE id = %s", (entity_id,))
+    settle(watcher)
     db.execute("UPDATE contact SET phone = '42' WHERE id = %s", (entity_id,))
     watcher.collect(lambda _t, e: False, timeout_s=1.5)  # the first attempt fails meanwhile
     worker.stop(kill=True)
