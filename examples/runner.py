@@ -22,11 +22,14 @@ connector, replication slot and publication.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import psycopg
 import yaml
 from kafka.errors import KafkaError
@@ -178,6 +181,24 @@ class Example:
         return psycopg.connect(self.settings.pg_dsn(), autocommit=True)
 
     # -- the processes: reference APIs and the worker ----------------------------------
+
+    def serve_target(self, entity: str, token: str | None = None) -> dict[str, str]:
+        """Serve a reference API where ``entity``'s target points, with its token secret.
+
+        The token is ``token``, else the value of the variable the integration's
+        ``secrets: {token: {env: ...}}`` names, else a made-up one. Returns the
+        environment the worker needs for it (``{VARIABLE: token}``).
+        """
+        target = self.config.target(entity)
+        ref = target.secrets.get("token")
+        if ref is None or ref.env is None:
+            raise StackError(
+                f"{entity}: the example's target needs `secrets: {{token: {{env: ...}}}}`"
+            )
+        token = token or os.environ.get(ref.env) or secrets.token_urlsafe(24)
+        port = httpx.URL(str(target.settings["base_url"])).port or 80
+        self.serve_api(port=port, token=token)
+        return {ref.env: token}
 
     def serve_api(self, *, port: int, token: str) -> RefApiThread:
         """Start a reference API on ``port`` requiring ``token``; stopped by :meth:`close`."""

@@ -136,12 +136,8 @@ class Store:
         *,
         if_match: str | None = None,
     ) -> dict[str, Any]:
-        """Replace every field of a record; a new ``rowId`` even if nothing changed."""
-        row = self._row(collection, record_id)
-        _check_precondition(row, if_match)
-        row.fields = _clean(fields)
-        row.row_id = self._next_row_id()
-        return self._render(record_id, row)
+        """Replace every field of a record (PUT); a new ``rowId`` even if nothing changed."""
+        return self._write(collection, record_id, fields, if_match=if_match, merge=False)
 
     def merge(
         self,
@@ -152,9 +148,20 @@ class Store:
         if_match: str | None = None,
     ) -> dict[str, Any]:
         """Change the given fields and keep the others (PATCH); a new ``rowId``."""
+        return self._write(collection, record_id, fields, if_match=if_match, merge=True)
+
+    def _write(
+        self,
+        collection: str,
+        record_id: str,
+        fields: Mapping[str, Any],
+        *,
+        if_match: str | None,
+        merge: bool,
+    ) -> dict[str, Any]:
         row = self._row(collection, record_id)
         _check_precondition(row, if_match)
-        row.fields = {**row.fields, **_clean(fields)}
+        row.fields = {**row.fields, **_clean(fields)} if merge else _clean(fields)
         row.row_id = self._next_row_id()
         return self._render(record_id, row)
 

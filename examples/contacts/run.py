@@ -9,8 +9,6 @@ the CRM's edit), prints what happened and stops the worker and the API.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -120,17 +118,13 @@ def run(config_path: Path | None = None, *, say: Say = print, token: str | None 
     """Run the example once; raise ``SystemExit`` if something did not happen."""
     with Example(FOLDER, config_path=config_path, say=say) as ex:
         config = ex.config
-        target = config.target(ENTITY)
-        token_env = target.secrets["token"].env or "CDCSYNC_EXAMPLE_CRM_TOKEN"
-        token = token or os.environ.get(token_env) or secrets.token_urlsafe(24)
-        port = int(httpx.URL(str(target.settings["base_url"])).port or 80)
-
         say("1/6 the example's table, topics and connector on the local stack")
         ex.prepare()
         say("2/6 the CRM (reference API)")
-        ex.serve_api(port=port, token=token)
+        env = ex.serve_target(ENTITY, token)
+        (token,) = env.values()
         say("3/6 worker")
-        ex.start_worker(env={token_env: token})
+        ex.start_worker(env=env)
         watcher = ex.watch()
         crm = Crm(config, token)
         report = Report()

@@ -11,8 +11,6 @@ runs again, for the new list). It prints what happened and stops.
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,16 +154,12 @@ def run(config_path: Path | None = None, *, say: Say = print, token: str | None 
     """Run the example once; raise ``SystemExit`` if something did not happen."""
     with Example(FOLDER, config_path=config_path, say=say) as ex:
         config = ex.config
-        target = config.target("order")
-        token_env = target.secrets["token"].env or "CDCSYNC_EXAMPLE_SHOP_TOKEN"
-        token = token or os.environ.get(token_env) or secrets.token_urlsafe(24)
-        port = int(httpx.URL(str(target.settings["base_url"])).port or 80)
-
         say("1/5 the example's tables, topics and connector on the local stack")
         ex.prepare()
         say("2/5 the ticket shop (reference API) and a worker")
-        ex.serve_api(port=port, token=token)
-        ex.start_worker(env={token_env: token})
+        env = ex.serve_target("order", token)
+        (token,) = env.values()
+        ex.start_worker(env=env)
         log = ex.watch()
         shop = Shop(config, token)
         report = Report()

@@ -75,6 +75,19 @@ async def test_put_replaces_fields_and_changes_row_id_every_time(client: httpx.A
     assert (await client.put(f"{CONTACTS}/nope", json={})).status_code == 404
 
 
+async def test_patch_merges_fields_and_honours_if_match(client: httpx.AsyncClient) -> None:
+    created = await _create(client, email="a@x.io", phone="1")
+    url = f"{CONTACTS}/{created['id']}"
+    merged = (await client.patch(url, json={"tags": ["vip"]})).json()
+    assert merged == {
+        "id": created["id"], "rowId": merged["rowId"], "email": "a@x.io", "phone": "1",
+        "tags": ["vip"],
+    }  # fmt: skip
+    assert merged["rowId"] != created["rowId"]
+    stale = await client.patch(url, json={"phone": "2"}, headers={"If-Match": created["rowId"]})
+    assert stale.status_code == 412 and (await client.get(url)).json()["phone"] == "1"
+
+
 async def test_row_ids_are_opaque_and_never_repeat() -> None:
     store = Store()
     ids = {store.create("c", {"n": i})["rowId"] for i in range(200)}
