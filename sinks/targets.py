@@ -48,7 +48,8 @@ def check_target(
                 f"{where}.secrets.{name}: provider {target.provider!r} has no secret setting "
                 f"{name!r} (its secret settings: {hint})"
             )
-    for name in set(target.settings) & secret_fields:
+    if written := sorted(set(target.settings) & secret_fields):
+        name = written[0]
         raise ConfigurationError(
             f"{where}.settings.{name}: a secret must not be written in the file; "
             f"give it under `secrets: {{{name}: {{env: VARIABLE}}}}` instead"
