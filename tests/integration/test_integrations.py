@@ -243,8 +243,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, running_stack: Any) -> It
         )
         s.ids["ticket"] = _insert(ex, "it_ticket", [
             {"subject": f"Ticket {i}", "ref": f"T-{i}-{tag}"} for i in range(2)])  # fmt: skip
-        synced = {*s.ids["lead"], *s.ids["account"]}
-        events.wait(lambda e: e.get("action") == "create" and e["entity_id"] in synced, 4)
+        synced = {("lead", i) for i in s.ids["lead"]} | {("account", i) for i in s.ids["account"]}
+        events.wait(
+            lambda e: e.get("action") == "create" and (e["entity"], e["entity_id"]) in synced, 4
+        )
         events.drain(3)  # time enough for the tickets, were they consumed
         s.metrics.append(_scrape(WEB_PORT))
         s.objects_while_disabled = {
@@ -260,12 +262,20 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, running_stack: Any) -> It
         env = {**good_env, TOKEN_ENVS["crm_b"]: wrong_b}
         ex.start_worker(env=env, config_path=enabled_path, fresh_group=False, log_path=s.logs[1])
         tickets = set(s.ids["ticket"])
-        events.wait(lambda e: e.get("action") == "create" and e["entity_id"] in tickets, 2)
+        events.wait(  # ids repeat across tables (each has its own sequence): name the entity
+            lambda e: e["entity"] == "ticket" and e.get("action") == "create"
+            and e["entity_id"] in tickets, 2,
+        )  # fmt: skip
         s.ids["account"] += _insert(
             ex, "it_account", [{"company": "Refused", "website": f"https://refused.{tag}.example"}]
         )
         refused = s.ids["account"][-1]
-        events.wait(lambda e: e["kind"] == "dead_letter" and e["entity_id"] == refused, 1)
+        events.wait(
+            lambda e: (
+                e["kind"] == "dead_letter" and (e["entity"], e["entity_id"]) == ("account", refused)
+            ),
+            1,
+        )
         events.drain(2)
         s.metrics.append(_scrape(WEB_PORT))
         ex.stop_worker()
@@ -337,7 +347,9 @@ def test_a_disabled_integration_consumes_nothing_until_enabled(scenario: Scenari
 def test_a_wrong_token_dead_letters_with_a_hint(scenario: Scenario) -> None:
     refused = scenario.ids["account"][-1]
     (letter,) = [
-        e for e in scenario.events if e["kind"] == "dead_letter" and e["entity_id"] == refused
+        e
+        for e in scenario.events
+        if e["kind"] == "dead_letter" and (e["entity"], e["entity_id"]) == ("account", refused)
     ]
     assert "401" in letter["error"] and "secret `token`" in letter["error"], letter["error"]
     assert scenario.stats("crm_b")["requests"]["by_status"].get("401", 0) >= 1
@@ -397,4 +409,7 @@ def test_every_outgoing_call_is_audited(scenario: Scenario) -> None:
         assert post["payload_bytes"] == len(body)
     # The refused account's calls are on the trail too.
     refused = scenario.ids["account"][-1]
-    assert [r["method"] for r in scenario.audit if r["entity_id"] == refused] == ["GET"]
+    calls = [
+        r["method"] for r in scenario.audit if (r["entity"], r["entity_id"]) == ("account", refused)
+    ]
+    assert calls == ["GET"]
