@@ -73,12 +73,13 @@ def describe_providers(
     broken: dict[str, str] = {}
     infos = []
     for provider in registry.all(broken):
+        defaults = provider.settings_defaults()
         settings = [
             SettingInfo(
                 name=info.alias or name,
                 type=_type_name(info.annotation),
                 required=info.is_required(),
-                default=None if info.is_required() else info.get_default(call_default_factory=True),
+                default=None if info.is_required() else defaults[name],
                 secret="SecretStr" in _type_name(info.annotation),
                 description=info.description,
             )

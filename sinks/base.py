@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["CallCounter", "ExternalRecord", "Sink", "call_counter", "count_call"]
+__all__ = [
+    "CallCounter",
+    "ExternalRecord",
+    "Sink",
+    "call_counter",
+    "check_link_template",
+    "count_call",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,15 @@ class CallCounter:
 call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVar(
     "cdcsync_call_counter", default=None
 )
+
+
+def check_link_template(template: str | None, *placeholders: str) -> str | None:
+    """``template`` if it uses only these ``{placeholders}``; else ``ValueError`` naming them."""
+    try:
+        template and template.format(**dict.fromkeys(placeholders, ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError("may use " + ", ".join(f"{{{p}}}" for p in placeholders)) from exc
+    return template
 
 
 def count_call() -> None:

@@ -37,7 +37,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 
 from cdcsync.errors import ConfigurationError, MappingError, SinkConflictError, SinkPermanentError
 from cdcsync.sinks.audit import Auditor, audit_record
-from cdcsync.sinks.base import ExternalRecord, Sink, count_call
+from cdcsync.sinks.base import ExternalRecord, Sink, check_link_template, count_call
 from cdcsync.sinks.postgres import Conn, PostgresWriter, adapt, checked_columns, json_friendly
 from cdcsync.sinks.registry import Provider
 
@@ -107,11 +107,7 @@ class PgTableSettings(BaseModel):
     @field_validator("link_template")
     @classmethod
     def _known_placeholders(cls, value: str | None) -> str | None:
-        try:
-            value and value.format(schema="", table="", object_type="", id="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError("may use {schema}, {table}, {object_type}, {id}") from exc
-        return value
+        return check_link_template(value, "schema", "table", "object_type", "id")
 
 
 # -- statements (pure) -------------------------------------------------------------------

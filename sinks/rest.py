@@ -29,7 +29,7 @@ from cdcsync.errors import (
     SinkTransientError,
 )
 from cdcsync.sinks.audit import Auditor, audit_record
-from cdcsync.sinks.base import ExternalRecord, Sink, count_call
+from cdcsync.sinks.base import ExternalRecord, Sink, check_link_template, count_call
 from cdcsync.sinks.ratelimit import (
     DEFAULT_429_PAUSE_S,
     RateLimiter,
@@ -102,11 +102,7 @@ class RestSettings(BaseModel):
     @field_validator("link_template")
     @classmethod
     def _known_placeholders(cls, value: str | None) -> str | None:
-        try:
-            value and value.format(base_url="", collection_path="", object_type="", id="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError("may use {base_url}, {collection_path}, {object_type}, {id}") from exc
-        return value
+        return check_link_template(value, "base_url", "collection_path", "object_type", "id")
 
 
 def _if_match(row_id: str | None) -> dict[str, str] | None:
