@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from cdcsync.sinks.transport import make_transport
+
 __all__ = ["BaselineRun", "run_baseline"]
 
 COLLECTION = "/api/v1/contacts"
@@ -100,7 +102,6 @@ async def _run(
     connections: int,
     max_records: int | None,
     max_seconds: float | None,
-    transport: str = "httpx",
 ) -> BaselineRun:
     run = BaselineRun()
     consumer = AIOKafkaConsumer(
@@ -110,15 +111,8 @@ async def _run(
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    from cdcsync.bench.sharded import make_transport
-
-    client = httpx.AsyncClient(
-        base_url=api_url,
-        limits=limits,
-        timeout=30,
-        transport=make_transport(transport if concurrent else "httpx", connections),
-    )
+    # The HTTP stack cdcsync's REST provider uses, so only the sync engine differs.
+    client = httpx.AsyncClient(base_url=api_url, timeout=30, transport=make_transport(connections))
     mapper = _Mapper(mapping, client, run)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(end)]

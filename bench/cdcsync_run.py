@@ -192,11 +192,8 @@ def changelog_stats(stack: StackSettings, topic: str) -> dict[str, Any]:
 class BenchWorker:
     """A cdcsync worker process on a bench configuration."""
 
-    def __init__(
-        self, stack: StackSettings, config_path: Path, run_dir: Path, name: str, *, transport: str
-    ) -> None:
+    def __init__(self, stack: StackSettings, config_path: Path, run_dir: Path, name: str) -> None:
         self.stack = stack
-        self.transport = transport
         self.config_path = config_path
         self.config = load_config(config_path)
         self.log_path = run_dir / f"worker-{name}.log"
@@ -219,15 +216,10 @@ class BenchWorker:
         t0 = time.monotonic()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        module = "cdcsync.streams" if self.transport == "httpx" else "cdcsync.bench.sharded"
-        env = {
-            **os.environ,
-            "CDCSYNC_CONFIG": str(self.config_path),
-            "CDCSYNC_BENCH_TRANSPORT": self.transport,
-        }
+        env = {**os.environ, "CDCSYNC_CONFIG": str(self.config_path)}
         with self.log_path.open("ab") as log:
             self.proc.proc = subprocess.Popen(
-                [sys.executable, "-m", module, "worker", "-l", "info"],
+                [sys.executable, "-m", "cdcsync.streams", "worker", "-l", "info"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         while time.monotonic() - t0 < 600:

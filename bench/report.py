@@ -45,7 +45,7 @@ def render(report: dict[str, Any], args: Any) -> str:
         ("workload", f"{_fmt(wk.get('changes'))} changes ({_fmt(wk.get('seed_inserts'))} seed "
          f"inserts, {_fmt(wk.get('updates'))} updates, {_fmt(wk.get('inserts'))} inserts, "
          f"{_fmt(wk.get('deletes'))} deletes); API +{args.latency_ms} ms; "
-         f"{args.connections} connections, transport {args.transport}", "", ""),
+         f"{args.connections} connections", "", ""),
         ("end to end, first commit -> last result",
          _fmt(_get(r, "end_to_end", "throughput"), " changes/s"), "", ""),
         ("  PostgreSQL load rate / Debezium done after",

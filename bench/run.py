@@ -84,12 +84,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recover-entities", type=int, help="synthetic table (100000, quick 20000)")
     p.add_argument("--api-port", type=int, default=8950)
     p.add_argument("--web-port", type=int, default=6080)
-    p.add_argument(
-        "--transport",
-        choices=["httpx", "sharded", "aiohttp"],
-        default="httpx",
-        help="preview of a RestSink transport for cdcsync and baseline (a): bench/sharded.py",
-    )
     p.add_argument("--profile", action="store_true", help="py-spy the drain phases")
     p.add_argument("--only", help="comma list of phases: live,state,drain,a,b,poll")
     p.add_argument("--keep", action="store_true", help="leave connector, slot and table")
@@ -238,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         path = write_config(run_dir, app_ids[kind], api_url=api.url, web_port=a.web_port,
                             partitions=stack.partitions, connections=a.connections,
                             batch_size=a.batch_size)  # fmt: skip
-        w = BenchWorker(stack, path, run_dir, kind, transport=a.transport)
+        w = BenchWorker(stack, path, run_dir, kind)
         workers.append(w)
         return w
 
@@ -348,7 +342,6 @@ def main(argv: list[str] | None = None) -> int:
                 bootstrap=stack.bootstrap_servers, topic=wl.BENCH_TOPIC, start=topic_start,
                 end=topic_end, api_url=api.url, mapping=MAPPING, concurrent=concurrent,
                 connections=a.connections, max_records=None, max_seconds=limit_s,
-                transport=a.transport,
             )  # fmt: skip
             if prof is not None:
                 prof.wait()

@@ -1,19 +1,25 @@
 """Fault injection for the reference API: make the next matching requests fail or stall.
 
 Tests and the demo use it to show what the sync does when a real API throttles
-(429 with ``Retry-After``), is down (5xx), is slow (latency) or answers garbage
-(a 200 with a body that is not JSON), without mocking the client.
+(429 with ``Retry-After``), is down (5xx), is slow (latency), answers garbage
+(a 200 with a body that is not JSON) or breaks the connection (a load balancer
+dropping it, a body cut short, bytes that are not HTTP), without mocking the client.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["FaultSpec", "FaultTable"]
+__all__ = ["ConnectionFault", "FaultSpec", "FaultTable"]
+
+#: How a ``connection`` fault breaks the exchange: ``reset`` closes the connection
+#: without answering, ``truncate`` sends the headers and part of the body, ``garbage``
+#: answers bytes that are not HTTP.
+ConnectionFault = Literal["reset", "truncate", "garbage"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +33,8 @@ class FaultSpec(BaseModel):
     ``status=None`` the request is only delayed by ``latency_ms`` and then
     served normally. ``body`` replaces the error body verbatim (served as
     ``application/json`` even when it is not, like a broken gateway).
+    ``connection`` breaks the connection instead of answering (see
+    :data:`ConnectionFault`); the request is not served.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -38,6 +46,7 @@ class FaultSpec(BaseModel):
     retry_after: float | str | None = None
     latency_ms: int = Field(default=0, ge=0, le=600_000)
     body: str | None = None
+    connection: ConnectionFault | None = None
 
     @field_validator("method")
     @classmethod
@@ -55,8 +64,10 @@ class FaultSpec(BaseModel):
 
     @model_validator(mode="after")
     def _does_something(self) -> FaultSpec:
-        if self.status is None and self.latency_ms == 0:
-            raise ValueError("a fault needs a status, a latency_ms, or both")
+        if self.status is None and self.latency_ms == 0 and self.connection is None:
+            raise ValueError("a fault needs a status, a latency_ms or a connection")
+        if self.status is not None and self.connection is not None:
+            raise ValueError("a fault answers a status or breaks the connection, not both")
         return self
 
     def matches(self, method: str, path: str) -> bool:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import ValidationError
 
-from .faults import FaultSpec, FaultTable
+from .faults import ConnectionFault, FaultSpec, FaultTable
 from .store import InvalidCursorError, NotFoundError, PreconditionFailedError, Store
 
 __all__ = ["API_PREFIX", "RefApi", "RefApiThread", "run_in_thread", "serve"]
@@ -152,6 +152,8 @@ class RefApi:
         delay_ms = self.latency_ms + (fault.latency_ms if fault else 0)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
+        if fault is not None and fault.connection is not None:
+            return await _break_connection(request, fault.connection)
         if fault is None or fault.status is None:
             return await handler(request)
         logger.info("injecting %s on %s %s", fault.status, request.method, request.path)
@@ -274,6 +276,23 @@ class RefApi:
 
 class _BadRequestError(Exception):
     """The request itself is malformed (400)."""
+
+
+async def _break_connection(request: web.Request, kind: ConnectionFault) -> web.StreamResponse:
+    """Break the exchange the way a failing network or proxy does, instead of answering."""
+    logger.info("injecting a %s connection on %s %s", kind, request.method, request.path)
+    transport = request.transport
+    if transport is None:  # the client has gone already
+        raise asyncio.CancelledError
+    if kind == "truncate":
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 4096
+        await response.prepare(request)
+        await response.write(b'{"id": "cut-short", "items": [')
+    elif kind == "garbage":
+        transport.write(b"this is not HTTP\r\n\r\n")
+    transport.close()
+    raise asyncio.CancelledError  # aiohttp drops the request quietly, writing nothing more
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:

@@ -37,6 +37,7 @@ from cdcsync.sinks.ratelimit import (
     resolve_workers,
 )
 from cdcsync.sinks.registry import Provider
+from cdcsync.sinks.transport import TRANSPORT_ERRORS, classify, make_transport
 
 __all__ = ["RestSettings", "RestSink", "parse_retry_after", "provider"]
 
@@ -125,7 +126,7 @@ class _HeaderAuth(httpx.Auth):
 
 
 class RestSink(Sink):
-    """One collection of a REST API, over one shared ``httpx.AsyncClient``."""
+    """One collection of a REST API, over one shared ``httpx.AsyncClient`` (aiohttp underneath)."""
 
     def __init__(
         self,
@@ -156,11 +157,7 @@ class RestSink(Sink):
             auth=auth,
             headers={"Accept": "application/json"},
             timeout=httpx.Timeout(settings.timeout_s),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            transport=transport,
+            transport=transport or make_transport(settings.max_connections),
             event_hooks={"request": [_count_request, self._audit]},
         )
 
@@ -286,16 +283,9 @@ class RestSink(Sink):
         try:
             async with self.limiter.slot():
                 response = await self._client.send(request)
-        except httpx.TimeoutException as exc:
-            what = f"timed out after {self.settings.timeout_s:g}s ({type(exc).__name__})"
-            self._fail(method, path, f"{what}; will retry", transient=True, cause=exc)
-        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError,
-                httpx.DecodingError) as exc:  # fmt: skip
-            what = f"failed in transit ({type(exc).__name__}: {exc})"
-            self._fail(method, path, f"{what}; will retry", transient=True, cause=exc)
-        except httpx.HTTPError as exc:
-            what = f"could not be sent ({type(exc).__name__}: {exc})"
-            self._fail(method, path, f"{what}; check base_url", cause=exc)
+        except TRANSPORT_ERRORS as exc:
+            failure = classify(exc, self.settings.timeout_s)
+            self._fail(method, path, failure.what, transient=failure.transient, cause=exc)
         if response.is_success or (missing_ok and response.status_code == 404):
             return response
         status, excerpt = response.status_code, self._excerpt(response)

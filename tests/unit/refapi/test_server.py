@@ -292,9 +292,30 @@ async def test_fault_with_body_and_unlimited_count(client: httpx.AsyncClient) ->
     assert (await client.get(CONTACTS)).json() == {"items": [], "next": None}
 
 
+@pytest.mark.parametrize("kind", ["reset", "truncate", "garbage"])
+async def test_connection_fault_breaks_the_exchange_unserved(
+    api: RefApi, client: httpx.AsyncClient, kind: str
+) -> None:
+    await client.post("/_admin/faults", json={"connection": kind, "method": "POST"})
+    with pytest.raises(httpx.RemoteProtocolError):  # httpcore: no complete HTTP answer
+        await client.post(CONTACTS, json={"email": "a@x.io"})
+    assert api.store.counts() == {}  # not served
+    assert (await client.post(CONTACTS, json={"email": "a@x.io"})).status_code == 201
+    stats = (await client.get("/_admin/stats")).json()
+    assert stats["faults"] == {"fired": 1, "pending": []} and stats["records"] == {"contacts": 1}
+
+
 @pytest.mark.parametrize(
     "spec",
-    [{}, {"status": 99}, {"status": 503, "count": 0}, {"status": 503, "path": "api"}, {"x": 1}],
+    [
+        {},
+        {"status": 99},
+        {"status": 503, "count": 0},
+        {"status": 503, "path": "api"},
+        {"x": 1},
+        {"connection": "explode"},
+        {"connection": "reset", "status": 503},
+    ],
 )
 async def test_invalid_fault_is_400(client: httpx.AsyncClient, spec: dict[str, object]) -> None:
     response = await client.post("/_admin/faults", json=spec)

@@ -378,7 +378,38 @@ async def test_a_closed_port_is_a_transient_connection_error() -> None:
         port = probe.getsockname()[1]
     async with aclosing(_sink(f"http://127.0.0.1:{port}")) as sink:
         error = await _failure(sink.create({"email": "ada@example.com"}))
-    assert type(error) is SinkTransientError and "ConnectError" in str(error)
+    assert type(error) is SinkTransientError and "Cannot connect to host" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        ("reset", "ServerDisconnectedError"),
+        ("truncate", "ClientPayloadError"),  # the body was cut short
+        ("garbage", "ClientResponseError"),  # the answer was not HTTP
+    ],
+)
+async def test_a_broken_connection_is_transient_and_the_pool_recovers(
+    api: RefApi, sink: RestSink, kind: str, what: str
+) -> None:
+    await sink.create({"email": "warm@example.com"})  # a pooled connection to break
+    api.inject_fault(connection=kind, method="POST")
+    error = await _failure(sink.create({"email": "ada@example.com"}))
+    assert type(error) is SinkTransientError and error.status_code is None
+    assert f"POST {PATH} failed in transit ({what}" in str(error) and "will retry" in str(error)
+    assert api.store.counts() == {"contacts": 1}  # not served: the retry creates it once
+    await sink.create({"email": "ada@example.com"})
+    assert api.store.counts() == {"contacts": 2}
+
+
+async def test_an_idempotent_read_on_a_dropped_keep_alive_connection_is_sent_again(
+    api: RefApi, sink: RestSink
+) -> None:
+    created = await sink.create({"email": "ada@example.com"})
+    api.inject_fault(connection="reset", method="GET")  # e.g. a proxy's idle timeout
+    fetched = await sink.get(created.id)  # aiohttp resends a GET on a fresh connection
+    assert fetched is not None and fetched.id == created.id
+    assert api.stats()["faults"]["fired"] == 1
 
 
 # -- error mapping: transport failures from a mock transport ----------------------
