@@ -48,9 +48,14 @@ def write_config(
     partitions: int,
     connections: int,
     batch_size: int,
+    bulk_max: int,
     page_size: int = 100,
 ) -> Path:
-    """The bench's configuration file: the demo's contact entity on the bench topics."""
+    """The bench's configuration file: the demo's contact entity on the bench topics.
+
+    ``bulk_max`` > 0 sends concurrent writes through the reference API's bulk endpoint.
+    """
+    bulk = {"bulk_path": "/api/v1/contacts/_bulk", "bulk_max": bulk_max} if bulk_max else {}
     data: dict[str, Any] = {
         "app": {
             "id": app_id,
@@ -80,6 +85,7 @@ def write_config(
                         "object_type": "contact",
                         "max_connections": connections,
                         "page_size": page_size,
+                        **bulk,
                     },
                 },
             }

@@ -45,13 +45,15 @@ def render(report: dict[str, Any], args: Any) -> str:
         ("workload", f"{_fmt(wk.get('changes'))} changes ({_fmt(wk.get('seed_inserts'))} seed "
          f"inserts, {_fmt(wk.get('updates'))} updates, {_fmt(wk.get('inserts'))} inserts, "
          f"{_fmt(wk.get('deletes'))} deletes); API +{args.latency_ms} ms; "
-         f"{args.connections} connections", "", ""),
+         f"{args.connections} connections; cdcsync bulk_max {args.bulk}", "", ""),
         ("end to end, first commit -> last result",
          _fmt(_get(r, "end_to_end", "throughput"), " changes/s"), "", ""),
         ("  PostgreSQL load rate / Debezium done after",
          f"{_fmt(_get(r, 'end_to_end', 'load_rate'))}/s / "
          f"{_fmt(_get(r, 'end_to_end', 'debezium_lag_s'), ' s')}", "", ""),
         ("drain: cdcsync", _fmt(_get(r, "drain", "cdcsync", "throughput"), " changes/s"), "", ""),
+        ("drain: cdcsync, one call per write (no bulk)",
+         _fmt(_get(r, "drain", "cdcsync_single", "throughput"), " changes/s"), "", ""),
         ("drain: baseline (a) aiokafka -> httpx, concurrent",
          _fmt(_get(r, "drain", "baseline_a", "throughput"), " changes/s"), "", ""),
         ("drain: baseline (b) one request per event",
@@ -64,6 +66,11 @@ def render(report: dict[str, Any], args: Any) -> str:
          _check(None if ratio_a is None else ratio_a >= 0.8)),
         ("cdcsync / baseline (b)", _fmt(ratio_b, "x"), ">= 20x",
          _check(None if ratio_b is None else ratio_b >= 20)),
+        ("cdcsync without bulk / (a), / (b)",
+         f"{_fmt(_get(r, 'ratios', 'cdcsync_single_over_a'), 'x')}, "
+         f"{_fmt(_get(r, 'ratios', 'cdcsync_single_over_b'), 'x')}", "", ""),
+        ("CPU per change: cdcsync without bulk",
+         _fmt(_get(r, "drain", "cdcsync_single", "cpu_ms_per_change"), " ms"), "", ""),
         (f"commit -> external write at {args.rate:g}/s, p50",
          _fmt(_get(r, "steady", "latency_p50_ms"), " ms"), "", ""),
         (f"commit -> external write at {args.rate:g}/s, p99", _fmt(p99, " ms"), "< 250 ms",

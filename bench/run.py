@@ -84,6 +84,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recover-entities", type=int, help="synthetic table (100000, quick 20000)")
     p.add_argument("--api-port", type=int, default=8950)
     p.add_argument("--web-port", type=int, default=6080)
+    p.add_argument(
+        "--bulk",
+        type=int,
+        default=100,
+        help="cdcsync writes per bulk call (RestSettings.bulk_max); 0: one call per write. "
+        "With bulk, the drain also runs cdcsync without it",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the drain phases")
     p.add_argument("--only", help="comma list of phases: live,state,drain,a,b,poll")
     p.add_argument("--keep", action="store_true", help="leave connector, slot and table")
@@ -225,13 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     n_records = workload.kafka_records()
     report["workload"] = {**workload.counts, "changes": n_changes, "kafka_records": n_records}
     api = RefApiProcess(a.api_port, a.latency_ms, run_dir / "refapi.log")
-    app_ids = {p: f"cdcsync-bench-{run_id}-{p}" for p in ("live", "drain", "recover")}
+    kinds = ("live", "drain", "drain-single", "recover")
+    app_ids = {p: f"cdcsync-bench-{run_id}-{p}" for p in kinds}
     workers: list[BenchWorker] = []
 
-    def worker_for(kind: str) -> BenchWorker:
+    def worker_for(kind: str, bulk_max: int = a.bulk) -> BenchWorker:
         path = write_config(run_dir, app_ids[kind], api_url=api.url, web_port=a.web_port,
                             partitions=stack.partitions, connections=a.connections,
-                            batch_size=a.batch_size)  # fmt: skip
+                            batch_size=a.batch_size, bulk_max=bulk_max)  # fmt: skip
         w = BenchWorker(stack, path, run_dir, kind)
         workers.append(w)
         return w
@@ -309,15 +317,18 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- 4. drains of the same records ---------------------------------------------------
         drains: dict[str, Any] = {}
-        if "drain" in a.phases:
+        variants = [("cdcsync", "drain", a.bulk)]
+        if a.bulk:  # and without bulk calls: what the engine does per write
+            variants.append(("cdcsync_single", "drain-single", 0))
+        for label, kind, bulk_max in variants if "drain" in a.phases else ():
             api.reset()
-            drain = worker_for("drain")
+            drain = worker_for(kind, bulk_max)
             drain.prepare(start=topic_start)
             outputs = Outputs.now(stack)
             drain.start()
             cpu0, api_cpu0 = proc_cpu_s(drain.pid), proc_cpu_s(api.proc.pid)
             if a.profile:
-                drain.start_profile(run_dir / "profile-cdcsync.txt", seconds=30)
+                drain.start_profile(run_dir / f"profile-{label}.txt", seconds=30)
             d = _cdcsync_phase(stack, drain, outputs, n_records, api, 0, end=topic_end)
             cpu, api_cpu = proc_cpu_s(drain.pid) - cpu0, proc_cpu_s(api.proc.pid) - api_cpu0
             drain.stop()
@@ -328,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_ms_per_change": round(cpu * 1000 / n_changes, 2),
                 "api_cpu_ms_per_request": round(api_cpu * 1000 / max(d["api_requests"], 1), 2),
             }
-            drains["cdcsync"] = d
-            print(f"  drain cdcsync: {d['throughput']} changes/s", flush=True)
+            drains[label] = d
+            print(f"  drain {label} (bulk_max {bulk_max}): {d['throughput']} changes/s", flush=True)
         for name, concurrent, limit_s in (("a", True, None), ("b", False, a.baseline_b_s)):
             if name not in a.phases:
                 continue
@@ -364,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  baseline ({name}): {drains[f'baseline_{name}']['throughput']} changes/s",
                   flush=True)  # fmt: skip
         report["drain"] = drains
-        c = drains.get("cdcsync", {}).get("throughput")
-        for name in ("a", "b"):
-            b = drains.get(f"baseline_{name}", {}).get("throughput")
-            if c and b:
-                report.setdefault("ratios", {})[f"cdcsync_over_{name}"] = round(c / b, 2)
+        for label, _kind, _bulk in variants:
+            c = drains.get(label, {}).get("throughput")
+            for name in ("a", "b"):
+                b = drains.get(f"baseline_{name}", {}).get("throughput")
+                if c and b:
+                    report.setdefault("ratios", {})[f"{label}_over_{name}"] = round(c / b, 2)
 
         # -- 5. poll ------------------------------------------------------------------------
         if "poll" in a.phases:

@@ -37,11 +37,13 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: Most operations one ``POST /api/v1/{collection}/_bulk`` takes.
+MAX_BULK = 1000
 _API_PATH = re.compile(r"^/api/v1/(?P<collection>[^/]+)(?:/(?P<id>[^/]+))?/?$")
 _OPERATIONS = {  # (path kind, method) -> operation, for the stats
     ("collection", "GET"): "list", ("collection", "POST"): "create",
     ("item", "GET"): "get", ("item", "PUT"): "replace", ("item", "PATCH"): "merge",
-    ("item", "DELETE"): "delete",
+    ("item", "DELETE"): "delete", ("bulk", "POST"): "bulk",
 }  # fmt: skip
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
@@ -53,10 +55,14 @@ class _Stats:
     by_kind: Counter[str] = field(default_factory=Counter)
     by_operation: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
+    #: Operations carried by bulk requests, by kind (create, replace, merge, delete).
+    bulk_operations: Counter[str] = field(default_factory=Counter)
 
     def record(self, method: str, path: str) -> None:
         match = _API_PATH.match(path)
         kind = ("item" if match["id"] else "collection") if match else "other"
+        if match and match["id"] == "_bulk" and method == "POST":
+            kind = "bulk"
         self.by_method[method] += 1
         self.by_kind[kind] += 1
         self.by_operation[_OPERATIONS.get((kind, method), "other")] += 1
@@ -103,6 +109,7 @@ class RefApi:
                 "by_kind": dict(s.by_kind),
                 "by_operation": dict(s.by_operation),
                 "by_status": dict(s.by_status),
+                "bulk_operations": dict(s.bulk_operations),
             },
             "records": self.store.counts(),
             "faults": {"fired": self.faults.fired, "pending": self.faults.pending()},
@@ -118,6 +125,7 @@ class RefApi:
         i = c + "/{id}"
         app.router.add_get(c, self._list)
         app.router.add_post(c, self._create)
+        app.router.add_post(c + "/_bulk", self._bulk)
         app.router.add_get(i, self._get)
         app.router.add_put(i, self._replace)
         app.router.add_patch(i, self._merge)
@@ -232,6 +240,40 @@ class RefApi:
         self.store.delete(info["collection"], info["id"], if_match=if_match)
         return web.Response(status=204)
 
+    async def _bulk(self, request: web.Request) -> web.Response:
+        """Several writes in one request, applied in order, each on its own (not atomic).
+
+        ``{"operations": [{"op": "create"|"replace"|"merge"|"delete", "id": ..., "rowId":
+        ..., "fields": {...}}]}`` answers ``{"results": [...]}``, one per operation in
+        order: ``{"status": 201|200, "item": {...}}``, ``{"status": 204}`` or
+        ``{"status": 400|404|412, "error": ..., "message": ...}``.
+        """
+        collection, body = request.match_info["collection"], await _json_object(request)
+        operations = body.get("operations")
+        if set(body) != {"operations"} or not isinstance(operations, list):
+            raise _BadRequestError('expected {"operations": [...]}')
+        if not 1 <= len(operations) <= MAX_BULK:
+            raise _BadRequestError(f"a bulk request takes 1 to {MAX_BULK} operations")
+        return web.json_response({"results": [self._bulk_one(collection, o) for o in operations]})
+
+    def _bulk_one(self, collection: str, operation: Any) -> dict[str, Any]:
+        try:
+            op, record_id, if_match, fields = _bulk_operation(operation)
+            self._stats.bulk_operations[op] += 1
+            if op == "create":
+                return {"status": 201, "item": self.store.create(collection, fields)}
+            if op == "delete":
+                self.store.delete(collection, record_id, if_match=if_match)
+                return {"status": 204}
+            write = self.store.replace if op == "replace" else self.store.merge
+            return {"status": 200, "item": write(collection, record_id, fields, if_match=if_match)}
+        except NotFoundError as exc:
+            return {"status": 404, "error": "not_found", "message": str(exc)}
+        except PreconditionFailedError as exc:
+            return {"status": 412, "error": "precondition_failed", "message": str(exc)}
+        except _BadRequestError as exc:
+            return {"status": 400, "error": "bad_request", "message": str(exc)}
+
     async def _ui(self, request: web.Request) -> web.Response:
         """A human-readable page per record: the target of the links in results."""
         collection, record_id = request.match_info["collection"], request.match_info["id"]
@@ -293,6 +335,22 @@ async def _break_connection(request: web.Request, kind: ConnectionFault) -> web.
         transport.write(b"this is not HTTP\r\n\r\n")
     transport.close()
     raise asyncio.CancelledError  # aiohttp drops the request quietly, writing nothing more
+
+
+def _bulk_operation(operation: Any) -> tuple[str, str, str | None, dict[str, Any]]:
+    """(op, id, rowId, fields) of one bulk operation, checked."""
+    if not isinstance(operation, dict):
+        raise _BadRequestError("an operation must be a JSON object")
+    op, record_id = operation.get("op"), operation.get("id")
+    if op not in ("create", "replace", "merge", "delete"):
+        raise _BadRequestError("op must be one of create, replace, merge, delete")
+    if op != "create" and (not isinstance(record_id, str) or not record_id):
+        raise _BadRequestError(f"a {op} needs the record's id")
+    fields = operation.get("fields", {})
+    if not isinstance(fields, dict):
+        raise _BadRequestError("fields must be a JSON object")
+    if_match = operation.get("rowId")
+    return op, record_id or "", None if if_match is None else str(if_match), fields
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:

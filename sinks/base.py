@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import abc
 import contextvars
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from cdcsync.errors import SinkError
 
 __all__ = [
+    "BulkOutcome",
+    "BulkWrite",
     "CallCounter",
     "ExternalRecord",
     "Sink",
@@ -31,6 +36,21 @@ class ExternalRecord:
     id: str
     row_id: str | None
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkWrite:
+    """One write of a :meth:`Sink.bulk` call: what ``create``, ``update`` or ``delete`` take."""
+
+    kind: Literal["create", "update", "delete"]
+    external_id: str | None = None
+    payload: Mapping[str, Any] | None = None
+    expected_row_id: str | None = None
+
+
+#: One write's outcome in a bulk call: the record written (create, update), whether it
+#: was there (delete), or the error that write alone met.
+BulkOutcome: TypeAlias = "ExternalRecord | bool | SinkError"
 
 
 @dataclass(slots=True)
@@ -112,6 +132,17 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         """Delete an object; ``False`` if it was already gone (deletes are idempotent)."""
+
+    #: Most writes one :meth:`bulk` call takes; 0: the sink has no bulk form.
+    bulk_max: int = 0
+
+    async def bulk(self, writes: Sequence[BulkWrite]) -> Sequence[BulkOutcome]:
+        """Several writes in one call, in order, each with its own :data:`BulkOutcome`.
+
+        Raises a ``SinkError`` only when the call as a whole failed. Optional: sinks
+        with ``bulk_max > 0`` implement it, and ``sinks.bulk.BatchingSink`` uses it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no bulk form")
 
     @abc.abstractmethod
     def list(self) -> AsyncIterator[ExternalRecord]:

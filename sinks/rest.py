@@ -29,7 +29,14 @@ from cdcsync.errors import (
     SinkTransientError,
 )
 from cdcsync.sinks.audit import Auditor, audit_record
-from cdcsync.sinks.base import ExternalRecord, Sink, check_link_template, count_call
+from cdcsync.sinks.base import (
+    BulkOutcome,
+    BulkWrite,
+    ExternalRecord,
+    Sink,
+    check_link_template,
+    count_call,
+)
 from cdcsync.sinks.ratelimit import (
     DEFAULT_429_PAUSE_S,
     RateLimiter,
@@ -74,6 +81,10 @@ class RestSettings(BaseModel):
     items_field: str = "items"
     next_field: str = "next"
     link_template: str | None = None
+    #: The collection's bulk endpoint (the reference API's shape: ``{"operations": [...]}``
+    #: answered by ``{"results": [...]}``); writes of concurrent changes then share calls.
+    bulk_path: str | None = None
+    bulk_max: int = Field(default=100, ge=2, le=1000)
     timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=20, ge=1)
     #: The API's budget across all workers; each worker takes 1/workers (see sinks.ratelimit).
@@ -93,9 +104,11 @@ class RestSettings(BaseModel):
             raise ValueError("must be an absolute http(s) URL, e.g. https://crm.example.com")
         return value.rstrip("/")
 
-    @field_validator("collection_path")
+    @field_validator("collection_path", "bulk_path")
     @classmethod
-    def _absolute_path(cls, value: str) -> str:
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith("/"):
             raise ValueError("must start with '/', e.g. /api/v1/contacts")
         return value.rstrip("/")
@@ -140,6 +153,7 @@ class RestSink(Sink):
     ) -> None:
         self.settings = settings
         self.object_type = settings.object_type
+        self.bulk_max = settings.bulk_max if settings.bulk_path else 0
         environ = os.environ if environ is None else environ
         self._token = _read_token(settings, environ)
         self._auditor = auditor
@@ -215,6 +229,48 @@ class RestSink(Sink):
         response = await self._send("DELETE", path, missing_ok=True, headers=headers)
         return response.status_code != 404
 
+    async def bulk(self, writes: Sequence[BulkWrite]) -> Sequence[BulkOutcome]:
+        s = self.settings
+        if not s.bulk_path:
+            return await super().bulk(writes)
+        if not 1 <= len(writes) <= s.bulk_max:
+            self._fail("POST", s.bulk_path, f"takes 1 to {s.bulk_max} writes (bulk_max)")
+        update = {"PUT": "replace", "PATCH": "merge"}[s.update_method]
+        operations = [_bulk_operation(w, update) for w in writes]
+        response = await self._send("POST", s.bulk_path, body={"operations": operations})
+        body = self._json(response)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or len(results) != len(writes):
+            self._fail(
+                "POST", s.bulk_path, f"did not answer one result per operation ({len(writes)}); "
+                "check that bulk_path is the collection's bulk endpoint",
+                status=response.status_code,
+            )  # fmt: skip
+        return [
+            self._bulk_outcome(w, o, r, response)
+            for w, o, r in zip(writes, operations, results, strict=True)
+        ]
+
+    def _bulk_outcome(
+        self, write: BulkWrite, operation: dict[str, Any], result: Any, response: httpx.Response
+    ) -> BulkOutcome:
+        """One write's part of a bulk answer, judged as that write alone would be."""
+        path = self.settings.collection_path
+        if write.external_id is not None:
+            path = self._item_path(operation["op"], write.external_id)
+        status = result.get("status") if isinstance(result, dict) else None
+        if not isinstance(status, int) or isinstance(status, bool):
+            return self._error("bulk", path, f"got a result without a status: {str(result)[:80]}")
+        if write.kind == "delete" and (200 <= status < 300 or status == 404):
+            return status != 404
+        if 200 <= status < 300:
+            try:
+                return self._to_record(result.get("item"), response)
+            except SinkError as exc:
+                return exc
+        excerpt = self._redact(str(result.get("message") or result.get("error") or ""))[:200]
+        return self._status_error(f"bulk {operation['op']}", path, status, excerpt, None)
+
     async def list(self) -> AsyncIterator[ExternalRecord]:
         s = self.settings
         url: str = s.collection_path
@@ -288,15 +344,24 @@ class RestSink(Sink):
             self._fail(method, path, failure.what, transient=failure.transient, cause=exc)
         if response.is_success or (missing_ok and response.status_code == 404):
             return response
-        status, excerpt = response.status_code, self._excerpt(response)
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        busy = status >= 500 or status in _TRANSIENT_STATUSES
+        if busy and (status == 429 or retry_after is not None):  # every call to it backs off
+            self.limiter.pause(DEFAULT_429_PAUSE_S if retry_after is None else retry_after)
+        raise self._status_error(method, path, status, self._excerpt(response), retry_after)
+
+    def _status_error(
+        self, method: str, path: str, status: int, excerpt: str, retry_after: float | None
+    ) -> SinkError:
+        """The error for an HTTP status: transient for 5xx, 408 and 429, else permanent."""
         if status >= 500 or status in _TRANSIENT_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if status == 429 or retry_after is not None:  # every call to this API backs off
-                self.limiter.pause(DEFAULT_429_PAUSE_S if retry_after is None else retry_after)
             wait = f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""
             what = f"answered HTTP {status}{wait}: {excerpt}; the API is busy or down, will retry"
-            self._fail(method, path, what, transient=True, status=status, retry_after=retry_after)
-        self._fail(
+            return self._error(
+                method, path, what, transient=True, status=status, retry_after=retry_after
+            )
+        return self._error(
             method, path, f"answered HTTP {status}: {excerpt}; {self._hint(status)}", status=status,
             conflict=status in (409, 412),
         )  # fmt: skip
@@ -323,6 +388,12 @@ class RestSink(Sink):
         return "the API refused the request; retrying will not help"
 
     def _fail(
+        self, method: str, path: str, what: str, *, cause: BaseException | None = None, **kw: Any
+    ) -> NoReturn:
+        """Raise :meth:`_error` for one failed call, ``from`` its cause."""
+        raise self._error(method, path, what, **kw) from cause
+
+    def _error(
         self,
         method: str,
         path: str,
@@ -331,10 +402,9 @@ class RestSink(Sink):
         transient: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
-        cause: BaseException | None = None,
         conflict: bool = False,
-    ) -> NoReturn:
-        """Raise the sink error for one failed call, its message free of the credential."""
+    ) -> SinkError:
+        """The sink error for one failed call, its message free of the credential."""
         message = self._redact(f"{self.object_type} API: {method} {path} {what}")
         logger.debug("%s", message)
         error_class: type[SinkError] = SinkPermanentError
@@ -342,7 +412,7 @@ class RestSink(Sink):
             error_class = SinkTransientError
         elif conflict:
             error_class = SinkConflictError
-        raise error_class(message, status_code=status, retry_after=retry_after) from cause
+        return error_class(message, status_code=status, retry_after=retry_after)
 
     def _record(self, response: httpx.Response) -> ExternalRecord:
         return self._to_record(self._json(response), response)
@@ -430,6 +500,18 @@ def _read_token(settings: RestSettings, environ: Mapping[str, str]) -> SecretStr
             "(named by token_env) is not set or empty; export the API token in it"
         )
     return SecretStr(value.strip())
+
+
+def _bulk_operation(write: BulkWrite, update: str) -> dict[str, Any]:
+    """One write as an operation of the reference API's bulk request."""
+    operation: dict[str, Any] = {"op": update if write.kind == "update" else write.kind}
+    if write.external_id is not None:
+        operation["id"] = write.external_id
+    if write.expected_row_id is not None:
+        operation["rowId"] = write.expected_row_id
+    if write.payload is not None:
+        operation["fields"] = dict(write.payload)
+    return operation
 
 
 def _as_text(value: Any) -> str:

@@ -16,6 +16,7 @@ from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import ResolvedTarget
 from cdcsync.sinks.audit import Auditor
 from cdcsync.sinks.base import Sink
+from cdcsync.sinks.bulk import BatchingSink
 from cdcsync.sinks.registry import ProviderContext, SinkRegistry, default_registry
 from cdcsync.sinks.secrets import resolve_secrets
 
@@ -69,7 +70,10 @@ def build_target(
     environ: Mapping[str, str] | None = None,
     registry: SinkRegistry = default_registry,
 ) -> Sink:
-    """Read the target's secrets and build its sink; every problem names ``where``."""
+    """Read the target's secrets and build its sink; every problem names ``where``.
+
+    A sink with a bulk form comes wrapped in :class:`~cdcsync.sinks.bulk.BatchingSink`.
+    """
     check_target(target, where=where, registry=registry)
     secrets = resolve_secrets(target.secrets, where=f"{where}.secrets", environ=environ)
     context = ProviderContext(
@@ -79,6 +83,8 @@ def build_target(
         **({} if environ is None else {"environ": environ}),
     )
     try:
-        return registry.build(target.provider, {**target.settings, **secrets}, context)
+        sink = registry.build(target.provider, {**target.settings, **secrets}, context)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
+    # A sink with a bulk form sends the writes of concurrent changes together.
+    return BatchingSink(sink) if sink.bulk_max > 0 else sink

@@ -238,6 +238,7 @@ async def test_stats_count_requests_by_method_kind_operation_and_status(
         "by_kind": {"collection": 3, "item": 3},
         "by_operation": {"create": 2, "get": 1, "list": 1, "replace": 1, "delete": 1},
         "by_status": {"201": 2, "200": 3, "404": 1},
+        "bulk_operations": {},
     }
     assert stats["records"] == {"contacts": 2}
 
@@ -399,3 +400,47 @@ async def test_python_dash_m_serves_with_the_token_from_the_environment() -> Non
     finally:
         proc.terminate()
         await proc.wait()
+
+
+# -- bulk writes -------------------------------------------------------------------------
+
+
+async def test_bulk_applies_each_operation_on_its_own_in_order(
+    api: RefApi, client: httpx.AsyncClient
+) -> None:
+    ada = await _create(client, email="ada@x.io", name="Ada")
+    bob = await _create(client, email="bob@x.io", name="Bob")
+    operations = [
+        {"op": "create", "fields": {"email": "cy@x.io"}},
+        {"op": "replace", "id": ada["id"], "rowId": ada["rowId"], "fields": {"email": "a@x.io"}},
+        {"op": "merge", "id": bob["id"], "fields": {"name": "Robert"}},
+        {"op": "replace", "id": ada["id"], "rowId": ada["rowId"], "fields": {"email": "stale"}},
+        {"op": "delete", "id": "nope"},
+        {"op": "launch", "id": bob["id"]},
+        {"op": "delete", "id": bob["id"]},
+    ]
+    response = await client.post(f"{CONTACTS}/_bulk", json={"operations": operations})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 200, 200, 412, 404, 400, 204]
+    assert results[0]["item"]["email"] == "cy@x.io" and results[0]["item"]["rowId"]
+    assert results[1]["item"]["rowId"] != ada["rowId"]  # a new version
+    assert results[2]["item"] == {**results[2]["item"], "email": "bob@x.io", "name": "Robert"}
+    assert results[3]["error"] == "precondition_failed"  # the earlier replace moved the rowId
+    assert results[5]["error"] == "bad_request" and "op must be" in results[5]["message"]
+    assert sorted(r["email"] for r in api.store.page("contacts", limit=10).items) == [
+        "a@x.io", "cy@x.io"
+    ]  # fmt: skip
+    stats = api.stats()["requests"]
+    assert stats["by_operation"]["bulk"] == 1 and stats["by_kind"]["bulk"] == 1
+    assert stats["bulk_operations"] == {"create": 1, "replace": 2, "merge": 1, "delete": 2}
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"operations": []}, {"operations": {}}, {"operations": [{}] * 1001}, {"ops": []}]
+)
+async def test_a_malformed_bulk_request_is_400(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    response = await client.post(f"{CONTACTS}/_bulk", json=body)
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"
