@@ -9,6 +9,7 @@ import faust
 from cdcsync.agents.build import build_syncs, register_agents
 from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import Config, default_config_path, load_config
+from cdcsync.streams import consumer
 from cdcsync.streams.audit import TopicAuditor
 from cdcsync.streams.preflight import preflight
 from cdcsync.streams.tables import declare_links, declare_refs, declare_tables
@@ -36,6 +37,8 @@ def create_app(config: Config) -> faust.App:
         broker_session_timeout=config.app.session_timeout_s,
         broker_heartbeat_interval=config.app.heartbeat_interval_s,
     )
+    # Faust's seek back to the committed offsets skips offset 0: see streams.consumer.
+    consumer.install(app)
     topics = declare_topics(app, config)
     tables = declare_tables(app, config)
     syncs = build_syncs(

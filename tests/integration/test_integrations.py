@@ -336,12 +336,6 @@ def test_a_disabled_integration_consumes_nothing(scenario: Scenario) -> None:
     assert offsets["end"] >= offsets["start"] + 2, offsets  # ... and the tickets are pending
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: on a brand-new topic whose group offsets were committed at 0 "
-    "(start_group_at_end), the restarted worker did not consume the records already pending "
-    "there (seen in clean-clone CI only; passes on a long-lived stack where the offset is > 0)",
-)
 def test_a_re_enabled_integration_syncs_its_pending_work(scenario: Scenario) -> None:
     # Restarted with it enabled, the same group picks the pending tickets up.
     tickets = scenario.objects("helpdesk", "ticket")

@@ -1,0 +1,105 @@
+"""The worker's Kafka consumer: Faust's aiokafka consumer, with a seek that rewinds offset 0 too.
+
+Faust drops records it fetched but did not hand to an agent in two places:
+``flow_control.resume()`` clears every agent's queue when a rebalance's recovery
+ends, and ``Consumer.getmany`` discards a batch fetched while the flow is stopped.
+Both rely on ``Consumer.perform_seek`` rewinding each partition to its committed
+offset so the dropped records are fetched again.
+
+aiokafka's ``seek_to_committed`` only seeks ``if offset and offset > 0``: a
+partition whose committed offset is 0 (a new topic, a group that never
+consumed it) or that has no committed offset keeps its fetch position, past
+the dropped records. Those records are then not delivered to this worker
+until its next rebalance, and once a later record of the partition is acked,
+the commit moves past them for good. The records pending on a brand-new topic
+(an entity enabled after a restart, a first deployment) are the ones exposed;
+on a topic whose committed offset is above 0 the same drop is recovered.
+
+:class:`Consumer` seeks every assigned partition to its committed offset,
+0 included; one without a committed offset goes back to the start of the
+partition when ``app.auto_offset_reset`` is ``earliest`` (with ``latest`` its
+position is left alone: a seek to the end would skip records too). Faust's own
+topics (table changelogs, positioned by its recovery; the assignor's leader
+topic) are sought as aiokafka does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import aiokafka
+import faust
+from faust.transport import by_url
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+from faust.transport.drivers.aiokafka import Transport as FaustTransport
+from faust.types import TP
+
+__all__ = ["Consumer", "Transport", "install", "seek_to_committed"]
+
+log = logging.getLogger(__name__)
+
+
+async def seek_to_committed(
+    consumer: aiokafka.AIOKafkaConsumer, *, reset: str, internal: Collection[str] = ()
+) -> dict[Any, int | None]:
+    """Seek each assigned partition to its committed offset (0 too); the committed offsets.
+
+    A partition without one goes to its beginning when ``reset`` is ``earliest``.
+    The partitions of Faust's ``internal`` topics (table changelogs, whose positions
+    its recovery owns, and the assignor's leader topic) are only sought above 0, as
+    aiokafka does. Runs in the consumer's thread (the aiokafka consumer's loop).
+    """
+    committed: dict[Any, int | None] = {}
+    rewind: list[Any] = []
+    for tp in sorted(consumer.assignment()):
+        offset = await consumer.committed(tp)
+        committed[tp] = offset
+        if offset is not None and offset > 0:
+            consumer.seek(tp, offset)  # what aiokafka's seek_to_committed does
+        elif tp.topic in internal:
+            continue  # Faust positions these itself
+        elif offset == 0:
+            consumer.seek(tp, 0)  # the case aiokafka skips
+        elif reset == "earliest":
+            rewind.append(tp)
+    if rewind:
+        log.debug("no committed offset: seeking to the beginning of %s", rewind)
+        # beginning_offsets + seek rather than seek_to_beginning, which waits for the
+        # fetcher's next round to reset the positions (over a second).
+        for tp, start in (await consumer.beginning_offsets(rewind)).items():
+            consumer.seek(tp, start)
+    return committed
+
+
+class _ConsumerThread(AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek partitions to the last committed offset, including offset 0."""
+        reset = str(self.app.conf.consumer_auto_offset_reset)
+        internal = self.app.tables.changelog_topics | set(self.consumer.randomly_assigned_topics)
+        result = await self.call_thread(
+            seek_to_committed, self._ensure_consumer(), reset=reset, internal=internal
+        )
+        return result  # type: ignore[return-value]  # None: no committed offset, as aiokafka
+
+
+class Consumer(FaustConsumer):
+    """Faust's aiokafka consumer whose seek back to the committed offsets never skips."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(FaustTransport):
+    """Faust's aiokafka transport creating :class:`Consumer`."""
+
+    Consumer = Consumer
+
+
+def install(app: faust.App) -> None:
+    """Make ``app`` consume with :class:`Consumer` (when its broker uses the aiokafka driver)."""
+    urls = app.conf.broker_consumer
+    if issubclass(by_url(urls[0]), FaustTransport):
+        app.transport = Transport(urls, app)

@@ -1,0 +1,77 @@
+"""The worker's seek back to the committed offsets: offset 0 and no offset are rewound too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from aiokafka import TopicPartition
+
+from cdcsync.schemas.config import Config
+from cdcsync.streams import consumer as worker_consumer
+from cdcsync.streams.consumer import seek_to_committed
+
+
+class FakeConsumer:
+    """The part of aiokafka's consumer the seek uses; positions start past two records."""
+
+    def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
+        self._committed = committed
+        self.positions = {tp: 2 for tp in committed}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._committed)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self._committed[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+
+TICKET = [TopicPartition("ticket", p) for p in range(3)]
+CHANGELOG = TopicPartition("app-state_ticket-changelog", 0)
+
+
+async def test_offset_zero_and_no_offset_are_rewound_like_any_other() -> None:
+    # aiokafka's own seek_to_committed leaves [0] and [2] at 2: the records dropped are skipped.
+    fake = FakeConsumer({TICKET[0]: 0, TICKET[1]: 1, TICKET[2]: None})
+    got = await seek_to_committed(fake, reset="earliest")  # type: ignore[arg-type]
+    assert got == {TICKET[0]: 0, TICKET[1]: 1, TICKET[2]: None}
+    assert fake.positions == {TICKET[0]: 0, TICKET[1]: 1, TICKET[2]: 0}
+
+
+async def test_latest_leaves_a_partition_without_offset_where_it_is() -> None:
+    fake = FakeConsumer({TICKET[0]: 0, TICKET[2]: None})
+    await seek_to_committed(fake, reset="latest")  # type: ignore[arg-type]
+    assert fake.positions == {TICKET[0]: 0, TICKET[2]: 2}
+
+
+async def test_faust_internal_topics_are_sought_only_above_zero() -> None:
+    other = TopicPartition("app-state_ticket-changelog", 1)
+    fake = FakeConsumer({CHANGELOG: None, other: 0, TICKET[0]: 0})
+    internal = {CHANGELOG.topic}
+    await seek_to_committed(fake, reset="earliest", internal=internal)  # type: ignore[arg-type]
+    assert fake.positions == {CHANGELOG: 2, other: 2, TICKET[0]: 0}
+
+
+def test_the_app_consumes_with_the_worker_consumer(tmp_path: Any) -> None:
+    from cdcsync.streams.app import create_app
+
+    data: dict[str, Any] = {
+        "app": {"id": "t-consumer", "datadir": str(tmp_path)},
+        "entities": {
+            "contact": {
+                "topic": "t.contact",
+                "mapping": {"email": "email"},
+                "target": {"provider": "rest", "settings": {"base_url": "http://127.0.0.1:1"}},
+            }
+        },
+    }
+    config = Config.model_validate(yaml.safe_load(yaml.safe_dump(data)))
+    app = create_app(config)
+    assert isinstance(app.transport, worker_consumer.Transport)
+    assert app.transport.Consumer is worker_consumer.Consumer
