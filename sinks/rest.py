@@ -257,7 +257,7 @@ class RestSink(Sink):
         """One write's part of a bulk answer, judged as that write alone would be."""
         path = self.settings.collection_path
         if write.external_id is not None:
-            path = self._item_path(operation["op"], write.external_id)
+            path = f"{path}/{quote(write.external_id, safe='')}"
         status = result.get("status") if isinstance(result, dict) else None
         if not isinstance(status, int) or isinstance(status, bool):
             return self._error("bulk", path, f"got a result without a status: {str(result)[:80]}")
