@@ -38,9 +38,8 @@ def render(report: dict[str, Any], args: Any) -> str:
     poll1000 = _get(poll, "page_size_1000", "changed_pass_s")
     ratio_a, ratio_b = _get(r, "ratios", "cdcsync_over_a"), _get(r, "ratios", "cdcsync_over_b")
     p99 = _get(r, "steady", "latency_p99_ms")
-    calls = _get(r, "drain", "cdcsync", "api_calls_per_synced_change")
-    if calls is None:
-        calls = _get(r, "end_to_end", "api_calls_per_synced_change")
+    # End to end, the API's own request count covers exactly the workload.
+    calls = _get(r, "end_to_end", "api_calls_per_synced_change")
     rows: list[tuple[str, str, str, str]] = [
         ("workload", f"{_fmt(wk.get('changes'))} changes ({_fmt(wk.get('seed_inserts'))} seed "
          f"inserts, {_fmt(wk.get('updates'))} updates, {_fmt(wk.get('inserts'))} inserts, "
@@ -78,8 +77,10 @@ def render(report: dict[str, Any], args: Any) -> str:
         (f"commit -> external write at {args.low_rate:g}/s, p50 / p99",
          f"{_fmt(_get(r, 'steady_low', 'latency_p50_ms'))} / "
          f"{_fmt(_get(r, 'steady_low', 'latency_p99_ms'), ' ms')}", "", ""),
-        ("API calls per synced change (cdcsync drain)", _fmt(calls), "<= 2",
+        ("API requests per synced change (end to end, the API's count)", _fmt(calls), "<= 2",
          _check(None if calls is None else calls <= 2)),
+        ("  calls per change in cdcsync's results (a shared bulk call counts 1 each)",
+         _fmt(_get(r, "drain", "cdcsync", "api_calls_per_synced_change")), "", ""),
         ("  baseline (a) API calls per write",
          _fmt(_get(r, "drain", "baseline_a", "api_calls_per_synced_change")), "", ""),
         (f"poll + diff of {_fmt(poll.get('records'))} records, page 100",
