@@ -109,10 +109,16 @@ class FaultTable:
         """Disarm every rule."""
         self._active.clear()
 
-    def take(self, method: str, path: str) -> FaultSpec | None:
-        """The first rule matching this request, with one use consumed; ``None`` if none."""
+    def take(self, method: str, path: str, *, status_only: bool = False) -> FaultSpec | None:
+        """The first rule matching this request, with one use consumed; ``None`` if none.
+
+        ``status_only``: only rules that answer a status (an operation inside a bulk
+        request can fail with one, but not be delayed or lose its connection).
+        """
         for index, active in enumerate(self._active):
             if not active.spec.matches(method, path):
+                continue
+            if status_only and active.spec.status is None:
                 continue
             if active.remaining is not None:
                 active.remaining -= 1

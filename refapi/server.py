@@ -45,6 +45,8 @@ _OPERATIONS = {  # (path kind, method) -> operation, for the stats
     ("item", "GET"): "get", ("item", "PUT"): "replace", ("item", "PATCH"): "merge",
     ("item", "DELETE"): "delete", ("bulk", "POST"): "bulk",
 }  # fmt: skip
+#: The request each bulk operation stands for, for the faults armed on it.
+_BULK_METHODS = {"create": "POST", "replace": "PUT", "merge": "PATCH", "delete": "DELETE"}
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
 
@@ -260,6 +262,13 @@ class RefApi:
         try:
             op, record_id, if_match, fields = _bulk_operation(operation)
             self._stats.bulk_operations[op] += 1
+            # A fault armed for this operation's own request fails it here too.
+            path = f"{API_PREFIX}/{collection}" + (f"/{record_id}" if record_id else "")
+            fault = self.faults.take(_BULK_METHODS[op], path, status_only=True)
+            if fault is not None and fault.status is not None:
+                logger.info("injecting %s on bulk %s %s", fault.status, op, path)
+                return {"status": fault.status, "error": "injected_fault",
+                        "message": f"HTTP {fault.status}"}  # fmt: skip
             if op == "create":
                 return {"status": 201, "item": self.store.create(collection, fields)}
             if op == "delete":

@@ -444,3 +444,23 @@ async def test_a_malformed_bulk_request_is_400(
 ) -> None:
     response = await client.post(f"{CONTACTS}/_bulk", json=body)
     assert response.status_code == 400 and response.json()["error"] == "bad_request"
+
+
+async def test_a_fault_armed_on_an_item_fails_its_bulk_operation_alone(
+    api: RefApi, client: httpx.AsyncClient
+) -> None:
+    ada, bob = await _create(client, email="ada@x.io"), await _create(client, email="bob@x.io")
+    await client.post("/_admin/faults", json={"connection": "reset", "method": "PUT"})
+    await client.post("/_admin/faults", json={"status": 503, "method": "PUT",
+                                              "path": f"{CONTACTS}/{ada['id']}"})  # fmt: skip
+    operations = [
+        {"op": "replace", "id": ada["id"], "fields": {"email": "a@x.io"}},
+        {"op": "replace", "id": bob["id"], "fields": {"email": "b@x.io"}},
+    ]
+    response = await client.post(f"{CONTACTS}/_bulk", json={"operations": operations})
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [503, 200], results
+    assert results[0]["error"] == "injected_fault"
+    assert api.store.get("contacts", ada["id"])["email"] == "ada@x.io"  # not applied
+    pending = (await client.get("/_admin/faults")).json()["pending"]
+    assert [p.get("connection") for p in pending] == ["reset"]  # no operation can take it
