@@ -18,7 +18,25 @@ from kafka.structs import OffsetAndMetadata
 
 from cdcsync.errors import StackError
 
-__all__ = ["TopicWatcher", "WorkerProcess", "start_group_at_end"]
+__all__ = ["TopicWatcher", "WorkerProcess", "end_offsets", "start_group_at_end"]
+
+
+def end_offsets(
+    consumer: KafkaConsumer, parts: list[TopicPartition], *, timeout_s: float = 30.0
+) -> dict[TopicPartition, int]:
+    """``consumer.end_offsets(parts)``, retried while a just-created topic has no leader yet.
+
+    kafka-python 2.2.15 then raises ``AttributeError`` ('NoneType' object has no
+    attribute 'invalid_metadata', fetcher.py:262) instead of retrying.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return dict(consumer.end_offsets(parts))
+        except AttributeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def start_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
@@ -36,7 +54,7 @@ def start_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> 
             for t in topics
             for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
-        ends = consumer.end_offsets(parts)
+        ends = end_offsets(consumer, parts)
         consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
     finally:
         consumer.close()
@@ -100,7 +118,7 @@ class TopicWatcher:
             for p in sorted(self.consumer.partitions_for_topic(t) or ())
         ]
         self.consumer.assign(parts)
-        for tp, end in self.consumer.end_offsets(parts).items():
+        for tp, end in end_offsets(self.consumer, parts).items():
             self.consumer.seek(tp, end)
 
     def collect(
