@@ -15,6 +15,14 @@ the commit moves past them for good. The records pending on a brand-new topic
 (an entity enabled after a restart, a first deployment) are the ones exposed;
 on a topic whose committed offset is above 0 the same drop is recovered.
 
+The recovery also seeks *before* it clears the queues, while the agents
+already consume: records fetched in between are dropped and not fetched again
+until the next rebalance (the commit stays before them). :class:`Consumer`
+therefore seeks to the committed offsets once more each time the flow resumes,
+after the clear. What this fetches twice reaches the agents twice; they skip
+what they already applied (the state's last offset per entity), and records are
+row snapshots, so skipping an older one after a newer one loses nothing.
+
 :class:`Consumer` seeks every assigned partition to its committed offset,
 0 included; one without a committed offset goes back to the start of the
 partition when ``app.auto_offset_reset`` is ``earliest`` (with ``latest`` its
@@ -25,6 +33,7 @@ topic) are sought as aiokafka does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -40,6 +49,7 @@ from faust.types import TP
 __all__ = ["Consumer", "Transport", "install", "seek_to_committed"]
 
 log = logging.getLogger(__name__)
+_reseeks: set[asyncio.Future[None]] = set()
 
 
 async def seek_to_committed(
@@ -90,6 +100,22 @@ class Consumer(FaustConsumer):
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def resume_flow(self) -> None:
+        """Resume, then seek to the committed offsets again: the resume may follow a clear
+        of the agents' queues that dropped records fetched after Faust's own seek."""
+        super().resume_flow()
+        task = asyncio.ensure_future(self._seek_again())
+        _reseeks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(_reseeks.discard)
+
+    async def _seek_again(self) -> None:
+        try:
+            if self.assignment():
+                await self.perform_seek()
+                log.debug("sought the committed offsets again after the flow resumed")
+        except Exception as exc:  # stopping, or rebalancing again: that seeks anyway
+            log.debug("no seek after the flow resumed: %r", exc)
 
 
 class Transport(FaustTransport):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from kafka import KafkaProducer
 
 MAPPED = ("firstName", "lastName", "email", "phone")
@@ -101,12 +100,6 @@ def test_malformed_event_is_dead_lettered_and_the_next_change_syncs(
     assert [o["firstName"] for o in external.contacts(tag)] == ["Dee"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (about 1 run in 10): after the restart, Faust's recovery seeks to the "
-    "committed offsets while the agent already consumes, then clears the agent's queue; records "
-    "fetched in between wait for the next rebalance (the commit stays before them: none is lost)",
-)
 def test_worker_killed_mid_stream_leaves_no_duplicates(worker, db, watcher, external, tag):
     ids = insert(db, tag, 40)
     first = watcher.collect(lambda _t, e: e["entity_id"] in ids, 5, timeout_s=90)
