@@ -19,6 +19,7 @@ from kafka.structs import OffsetAndMetadata
 
 from cdcsync.bench.workload import BENCH_TOPIC, end_offsets
 from cdcsync.demo.harness import WorkerProcess
+from cdcsync.demo.harness import end_offsets as harness_end_offsets
 from cdcsync.schemas.config import load_config
 from cdcsync.stack.kafka import ensure_topics
 from cdcsync.stack.settings import StackSettings
@@ -157,7 +158,7 @@ def _read(
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(parts)
-        ends = consumer.end_offsets(parts)
+        ends = harness_end_offsets(consumer, parts)
         for tp in parts:
             consumer.seek(tp, start.get(tp.partition, 0))
         remaining = {tp for tp in parts if consumer.position(tp) < ends[tp]}

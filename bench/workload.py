@@ -22,6 +22,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from cdcsync.connect.register import register, unregister
+from cdcsync.demo.harness import end_offsets as _end_offsets
 from cdcsync.stack.kafka import TopicSpec, ensure_topics
 from cdcsync.stack.settings import StackSettings
 
@@ -223,7 +224,7 @@ def end_offsets(stack: StackSettings, topic: str) -> dict[int, int]:
     consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers, group_id=None)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+        return {tp.partition: off for tp, off in _end_offsets(consumer, parts).items()}
     finally:
         consumer.close()
 

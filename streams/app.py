@@ -37,7 +37,7 @@ def create_app(config: Config) -> faust.App:
         broker_session_timeout=config.app.session_timeout_s,
         broker_heartbeat_interval=config.app.heartbeat_interval_s,
     )
-    # Faust's seek back to the committed offsets skips offset 0: see streams.consumer.
+    # Faust's seeks back to the committed offsets leave gaps: see streams.consumer.
     consumer.install(app)
     topics = declare_topics(app, config)
     tables = declare_tables(app, config)
