@@ -191,12 +191,12 @@ class RefApi:
         """Turn the store's refusals and bad bodies into JSON error responses."""
         try:
             return await handler(request)
-        except NotFoundError as exc:
-            return _error(404, "not_found", str(exc))
-        except PreconditionFailedError as exc:
-            return _error(412, "precondition_failed", str(exc), ETag=f'"{exc.current_row_id}"')
-        except (_BadRequestError, InvalidCursorError) as exc:
-            return _error(400, "bad_request", str(exc))
+        except _REFUSED as exc:
+            status, code = _refusal(exc)
+            etag = {}
+            if isinstance(exc, PreconditionFailedError):
+                etag = {"ETag": f'"{exc.current_row_id}"'}
+            return _error(status, code, str(exc), **etag)
         except ValidationError as exc:
             return _error(400, "bad_request", _validation_message(exc))
 
@@ -276,12 +276,9 @@ class RefApi:
                 return {"status": 204}
             write = self.store.replace if op == "replace" else self.store.merge
             return {"status": 200, "item": write(collection, record_id, fields, if_match=if_match)}
-        except NotFoundError as exc:
-            return {"status": 404, "error": "not_found", "message": str(exc)}
-        except PreconditionFailedError as exc:
-            return {"status": 412, "error": "precondition_failed", "message": str(exc)}
-        except _BadRequestError as exc:
-            return {"status": 400, "error": "bad_request", "message": str(exc)}
+        except _REFUSED as exc:
+            status, code = _refusal(exc)
+            return {"status": status, "error": code, "message": str(exc)}
 
     async def _ui(self, request: web.Request) -> web.Response:
         """A human-readable page per record: the target of the links in results."""
@@ -327,6 +324,22 @@ class RefApi:
 
 class _BadRequestError(Exception):
     """The request itself is malformed (400)."""
+
+
+#: What the store or a handler refuses, and the status and error code answering it.
+_REFUSALS: dict[type[Exception], tuple[int, str]] = {
+    NotFoundError: (404, "not_found"),
+    PreconditionFailedError: (412, "precondition_failed"),
+    InvalidCursorError: (400, "bad_request"),
+    _BadRequestError: (400, "bad_request"),
+}
+_REFUSED = tuple(_REFUSALS)
+
+
+def _refusal(exc: Exception) -> tuple[int, str]:
+    """The status and error code for a refusal (one of ``_REFUSED``), for a request or a
+    bulk operation alike."""
+    return next(answer for kind, answer in _REFUSALS.items() if isinstance(exc, kind))
 
 
 async def _break_connection(request: web.Request, kind: ConnectionFault) -> web.StreamResponse:
