@@ -20,7 +20,7 @@ from cdcsync.schemas.events import (
     SyncResult,
 )
 from cdcsync.sinks.base import Sink
-from cdcsync.streams import metrics
+from cdcsync import metrics
 
 if TYPE_CHECKING:
     from cdcsync.streams.topics import Topics

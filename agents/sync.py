@@ -43,7 +43,7 @@ from cdcsync.schemas.envelope import ChangeEvent, Control, Ignored, parse_change
 from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import ParkedEvent, SyncState
 from cdcsync.sinks.base import CallCounter, Sink, SourceWriter, call_counter
-from cdcsync.streams import metrics
+from cdcsync import metrics
 from cdcsync.streams.tables import bind_event
 
 if TYPE_CHECKING:

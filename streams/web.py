@@ -31,7 +31,7 @@ from cdcsync.operators.source import fetch_row_async, read_envelope, source_dsn,
 from cdcsync.operators.status import entity_status
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.state import SyncState
-from cdcsync.streams import metrics
+from cdcsync import metrics
 from cdcsync.streams.webhooks import SeenIds, WebhookRejectedError, secrets_for, verify
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from cdcsync.agents.sync import EntitySync
 from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import encode_key
-from cdcsync.sinks.memory import MemorySink, MemoryWriter
+from cdcsync.testing.sinks import MemorySink, MemoryWriter
 
 IDS = ["1", "2", "3"]
 NAMES = ["Ada", "Bo", "Cy", "Di"]

@@ -365,8 +365,8 @@ async def test_a_replayed_unchanged_record_repairs_a_drifted_external_copy(sync)
 
 @pytest.mark.parametrize(("take", "expected"), [("source", "FromDb"), ("target", "FromApi")])
 async def test_an_operator_resolves_a_manual_conflict(take, expected):
-    from cdcsync.sinks.memory import MemorySink as VersionedSink
-    from cdcsync.sinks.memory import MemoryWriter
+    from cdcsync.testing.sinks import MemorySink as VersionedSink
+    from cdcsync.testing.sinks import MemoryWriter
 
     sink, events = VersionedSink(), []
     writer = MemoryWriter(lambda *change: events.append(change))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cdcsync.schemas.events import DeadLetter, RawRecord, SourcePosition, SyncResult
-from cdcsync.streams import metrics
+from cdcsync import metrics
 
 POS = SourcePosition(topic="cdcsync.contact", partition=0, offset=1)
 
