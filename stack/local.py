@@ -129,6 +129,31 @@ def _ensure_connect(settings: StackSettings, required: Sequence[str], step: _Ste
     return pid
 
 
+def _start_processes(
+    settings: StackSettings, sql_paths: Sequence[Path], step: _Steps
+) -> tuple[int, int, bool]:
+    """Start PostgreSQL (and apply the SQL) while the jars are fetched and the broker
+    launched; ``(postgres pid, kafka pid, kafka reused)``, the broker not yet healthy.
+    """
+    # Jars are fetched in parallel (first run only) while PostgreSQL starts; the broker's JVM
+    # is launched as soon as its jars are there, so it boots while SQL is applied.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="stack-up") as pool:
+        kafka_job = pool.submit(_fetch_and_launch_kafka, settings, step)
+        connect_jobs = [
+            pool.submit(maven.ensure_connect_libs, settings, step),
+            pool.submit(maven.ensure_debezium_plugin, settings, step),
+        ]
+        pg_pid = _ensure_postgres(settings, step)
+        postgres.bootstrap(settings)
+        postgres.apply_sql(sql_paths, settings=settings)
+        if sql_paths:
+            step(f"postgres: applied {', '.join(p.name for p in sql_paths)} as {settings.pg_user}")
+        kafka_pid, kafka_reused = kafka_job.result()
+        for job in connect_jobs:
+            job.result()
+    return pg_pid, kafka_pid, kafka_reused
+
+
 def up(
     *,
     sql_files: Iterable[str | os.PathLike[str]] = (),
@@ -149,22 +174,7 @@ def up(
     topic_specs = list(topics)
     connectors = [load(f) for f in connector_files]  # fail on a bad file before starting anything
 
-    # Jars are fetched in parallel (first run only) while PostgreSQL starts; the broker's JVM
-    # is launched as soon as its jars are there, so it boots while SQL is applied.
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="stack-up") as pool:
-        kafka_job = pool.submit(_fetch_and_launch_kafka, settings, step)
-        connect_jobs = [
-            pool.submit(maven.ensure_connect_libs, settings, step),
-            pool.submit(maven.ensure_debezium_plugin, settings, step),
-        ]
-        pg_pid = _ensure_postgres(settings, step)
-        postgres.bootstrap(settings)
-        postgres.apply_sql(sql_paths, settings=settings)
-        if sql_paths:
-            step(f"postgres: applied {', '.join(p.name for p in sql_paths)} as {settings.pg_user}")
-        kafka_pid, kafka_reused = kafka_job.result()
-        for job in connect_jobs:
-            job.result()
+    pg_pid, kafka_pid, kafka_reused = _start_processes(settings, sql_paths, step)
 
     kafka.wait_healthy(settings, kafka_pid)
     step(

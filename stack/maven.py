@@ -97,43 +97,58 @@ def _fetch(
         output = layout(staging)
         settings.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = settings.logs_dir / f"maven-{kind}.log"
-        argv: Sequence[str] = [
-            _mvn(),
-            "-B",
-            "--no-transfer-progress",
-            "-f",
-            str(work / "pom.xml"),
-            goal,
-            # A private local repository: parallel fetches never share (and corrupt) ~/.m2;
-            # it is deleted with the staging folder, the jars stay in the cache.
-            f"-Dmaven.repo.local={work / 'repository'}",
-            *(f"-D{key}={value}" for key, value in props.items()),
-            *(f"-D{key}={output}" for key in output_props),
-        ]
-        log.info("running %s", " ".join(argv))
+        argv = _maven_argv(work, goal, props, {key: output for key in output_props})
         try:
-            with log_path.open("ab") as out:
-                out.write(f"\n--- {time.strftime('%H:%M:%S')} {label}\n".encode())
-                out.flush()
-                result = subprocess.run(
-                    argv, cwd=work, stdout=out, stderr=subprocess.STDOUT, check=False
-                )
-            if result.returncode != 0:
-                raise StackError(
-                    f"Maven could not fetch {label} (exit {result.returncode}); see {log_path}. "
-                    "Check access to Maven Central (proxy settings go in ~/.m2/settings.xml).\n"
-                    + tail(log_path, 8)
-                )
+            _run_maven(argv, cwd=work, log_path=log_path, label=label)
             shutil.rmtree(work)
-            (staging / COMPLETE_MARKER).write_text(f"{label}\n")
-            if final.exists():  # an incomplete leftover from an interrupted older layout
-                shutil.rmtree(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staging.rename(final)
+            _promote(staging, final, label)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         progress(f"fetched {label} in {time.monotonic() - started:.1f}s into {final}")
         return final
+
+
+def _maven_argv(
+    work: Path, goal: str, props: dict[str, str], outputs: dict[str, Path]
+) -> Sequence[str]:
+    """The ``mvn`` command line for one goal on the pom in ``work``, writing into ``outputs``."""
+    return [
+        _mvn(),
+        "-B",
+        "--no-transfer-progress",
+        "-f",
+        str(work / "pom.xml"),
+        goal,
+        # A private local repository: parallel fetches never share (and corrupt) ~/.m2;
+        # it is deleted with the staging folder, the jars stay in the cache.
+        f"-Dmaven.repo.local={work / 'repository'}",
+        *(f"-D{key}={value}" for key, value in props.items()),
+        *(f"-D{key}={output}" for key, output in outputs.items()),
+    ]
+
+
+def _run_maven(argv: Sequence[str], *, cwd: Path, log_path: Path, label: str) -> None:
+    """Run Maven with its output appended to ``log_path``; a failure names the log to read."""
+    log.info("running %s", " ".join(argv))
+    with log_path.open("ab") as out:
+        out.write(f"\n--- {time.strftime('%H:%M:%S')} {label}\n".encode())
+        out.flush()
+        result = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        raise StackError(
+            f"Maven could not fetch {label} (exit {result.returncode}); see {log_path}. "
+            "Check access to Maven Central (proxy settings go in ~/.m2/settings.xml).\n"
+            + tail(log_path, 8)
+        )
+
+
+def _promote(staging: Path, final: Path, label: str) -> None:
+    """Mark the staged fetch complete and rename it into place, so a half fetch never shows."""
+    (staging / COMPLETE_MARKER).write_text(f"{label}\n")
+    if final.exists():  # an incomplete leftover from an interrupted older layout
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(final)
 
 
 def ensure_kafka_libs(settings: StackSettings, progress: Progress = print) -> Path:
