@@ -3,6 +3,7 @@
 The decision is a pure function (``decide``); applying it talks to a sink.
 """
 
-from cdcsync.agents.decide import Decision, decide
+from cdcsync.agents.change import Decision
+from cdcsync.agents.decide import decide
 
 __all__ = ["Decision", "decide"]

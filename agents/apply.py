@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
-from cdcsync.agents.decide import Decision, newer_side
+from cdcsync.agents.change import Decision, Outcome, OutcomeAction
+from cdcsync.agents.decide import conflict_winner
 from cdcsync.errors import ConfigurationError, SinkConflictError, SinkPermanentError
 from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
@@ -14,30 +15,7 @@ from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.values import debezium_row
 from cdcsync.sinks.base import ExternalRecord, Sink, SourceWriter
 
-__all__ = ["Applier", "Outcome", "OutcomeAction"]
-
-OutcomeAction = Literal[
-    "create", "update", "delete", "mark_target", "pull", "pull_delete", "mark_source", "park",
-    "finalize", "skip",
-]  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What was done, and what the state must remember afterwards."""
-
-    action: OutcomeAction
-    reason: str
-    external_id: str | None
-    record: ExternalRecord | None = None
-    #: The external version after the action (``rowId`` or fields hash).
-    version: str | None = None
-    #: Hash of the source payload both sides now agree on.
-    payload_hash: str | None = None
-    #: For ``park``: both versions, for the conflict event.
-    conflict: dict[str, Any] = field(default_factory=dict)
-    #: The external version a conflict resolution overwrote (events carrying it are stale).
-    superseded: str | None = None
+__all__ = ["Applier"]
 
 
 def _same(record: ExternalRecord, payload: Mapping[str, Any]) -> bool:
@@ -69,14 +47,32 @@ class Applier:
         self, decision: Decision, *, entity_id: str, source_row: Mapping[str, Any] | None
     ) -> Outcome:
         """Apply ``decision``; SinkError subclasses propagate to be retried or dead-lettered."""
-        handler = getattr(self, f"_{decision.action}")
-        outcome: Outcome = await handler(decision, entity_id, source_row)
-        return outcome
+        d, row = decision, source_row
+        match d.action:
+            case "skip":
+                return Outcome("skip", d.reason, d.external_id)
+            case "create":
+                return await self._create(d)
+            case "update":
+                return await self._update(d, entity_id, row)
+            case "verify":
+                return await self._verify(d, entity_id)
+            case "delete":
+                return await self._delete(d)
+            case "mark_target":
+                return await self._mark_target(d)
+            case "pull":
+                return await self._pull(d, entity_id)
+            case "pull_delete":
+                return await self._pull_delete(d, entity_id)
+            case "mark_source":
+                return await self._mark_source(d, entity_id)
+            case "push_current":
+                return await self._push_current(d, entity_id)
+            case "park":
+                return await self._park(d, entity_id)
 
     # -- source changed ----------------------------------------------------------------
-
-    async def _skip(self, d: Decision, entity_id: str, row: Any) -> Outcome:
-        return Outcome("skip", d.reason, d.external_id)
 
     async def _find(self, payload: Mapping[str, Any]) -> ExternalRecord | None:
         natural_key: Sequence[str] = self.config.natural_key
@@ -84,9 +80,7 @@ class Applier:
             return None
         return await self.sink.find({k: payload.get(k) for k in natural_key})
 
-    async def _create(
-        self, d: Decision, entity_id: str, row: Any, reason: str | None = None
-    ) -> Outcome:
+    async def _create(self, d: Decision, reason: str | None = None) -> Outcome:
         payload = d.payload or {}
         found = await self._find(payload)
         if found is not None:
@@ -121,9 +115,7 @@ class Applier:
         except SinkPermanentError as exc:
             if exc.status_code != 404:
                 raise
-            return await self._create(
-                d, entity_id, row, reason="external object was gone; re-created"
-            )
+            return await self._create(d, reason="external object was gone; re-created")
         return self._pushed("update", d.reason, record, d.payload_hash)
 
     async def _resolve(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None) -> Outcome:
@@ -132,19 +124,8 @@ class Applier:
         policy = self.config.policies.conflict
         current = await self.sink.get(d.external_id)
         if current is None:
-            return await self._create(
-                d, entity_id, row, reason="external object was gone; re-created"
-            )
-        winner: str = {"source_wins": "source", "target_wins": "target"}.get(policy, policy)
-        if policy == "newest_wins":
-            p = self.config.policies
-            winner = (
-                newer_side(
-                    (row or {}).get(p.source_timestamp or ""),
-                    current.fields.get(p.target_timestamp or ""),
-                )
-                or "source"
-            )
+            return await self._create(d, reason="external object was gone; re-created")
+        winner = conflict_winner(self.config.policies, row, current.fields)
         if winner == "source":
             record = await self.sink.update(d.external_id, d.payload or {})
             pushed = self._pushed(
@@ -165,7 +146,7 @@ class Applier:
             },
         )
 
-    async def _verify(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _verify(self, d: Decision, entity_id: str) -> Outcome:
         """Repair a drifted external copy from the row as it is now (not as it was then)."""
         assert d.external_id is not None
         current = await self._fetch(entity_id) if self.writer else None
@@ -175,8 +156,6 @@ class Applier:
         if record is None:
             return await self._create(
                 replace(d, payload=payload, payload_hash=digest),
-                entity_id,
-                row,
                 reason="re-check: external copy was missing; re-created",
             )
         if _same(record, payload):
@@ -191,7 +170,7 @@ class Applier:
         updated = await self.sink.update(d.external_id, payload)
         return self._pushed("update", "re-check: external copy differed; repaired", updated, digest)
 
-    async def _delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _delete(self, d: Decision) -> Outcome:
         external_id = d.external_id
         if external_id is None:
             found = await self._find(d.payload or {})
@@ -203,7 +182,7 @@ class Applier:
             "delete", d.reason if gone else "external object was already gone", external_id
         )
 
-    async def _mark_target(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _mark_target(self, d: Decision) -> Outcome:
         assert d.external_id is not None
         current = await self.sink.get(d.external_id)
         if current is None:
@@ -226,7 +205,7 @@ class Applier:
             )
         return self.writer
 
-    async def _pull(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _pull(self, d: Decision, entity_id: str) -> Outcome:
         assert d.external_id is not None
         # Poll records are snapshots: read the object as it is now, so a record that
         # an own write (or a later edit) already replaced is never pulled back.
@@ -250,9 +229,9 @@ class Applier:
                 return await self._settle(d, entity_id, current, "conflict")
         else:
             current = None
-        record = ExternalRecord(d.external_id, d.version, d.fields or {})
+        record = ExternalRecord(latest.id, version, d.fields or {})
         return await self._pull_record(
-            entity_id, record, d.reason, version=d.version, current=current
+            entity_id, record, d.reason, version=version, current=current
         )
 
     async def _pull_record(
@@ -276,18 +255,18 @@ class Applier:
             "pull", reason, record.id, record, version or self.version_of(record), digest
         )
 
-    async def _pull_delete(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _pull_delete(self, d: Decision, entity_id: str) -> Outcome:
         gone = await self._need_writer().delete(entity_id)
         reason = d.reason if gone else "source row was already gone"
         return Outcome("pull_delete", reason, d.external_id)
 
-    async def _mark_source(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _mark_source(self, d: Decision, entity_id: str) -> Outcome:
         p = self.config.policies
         assert p.mark_column is not None
         await self._need_writer().update(entity_id, {p.mark_column: p.mark_value})
         return Outcome("mark_source", d.reason, d.external_id)
 
-    async def _push_current(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _push_current(self, d: Decision, entity_id: str) -> Outcome:
         current = await self._fetch(entity_id)
         if current is None:
             return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
@@ -299,15 +278,7 @@ class Applier:
         """An external change met an unsynced source change: the conflict policy decides."""
         assert d.external_id is not None
         p = self.config.policies
-        winner: str = {"source_wins": "source", "target_wins": "target"}.get(p.conflict, p.conflict)
-        if p.conflict == "newest_wins":
-            winner = (
-                newer_side(
-                    row.get(p.source_timestamp or ""),
-                    (d.fields or {}).get(p.target_timestamp or ""),
-                )
-                or "source"
-            )
+        winner = conflict_winner(p, row, d.fields)
         if winner == "target":
             record = ExternalRecord(d.external_id, d.version, d.fields or {})
             return await self._pull_record(
@@ -343,7 +314,7 @@ class Applier:
             "update", "conflict resolved: source taken", record, payload_hash(payload)
         )
 
-    async def _park(self, d: Decision, entity_id: str, row: Any) -> Outcome:
+    async def _park(self, d: Decision, entity_id: str) -> Outcome:
         current_row = await self._fetch(entity_id) if self.writer else None
         source = self.mapper.to_external(current_row) if current_row else None
         return Outcome(

@@ -16,18 +16,16 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
-from cdcsync.agents.decide import Decision
+from cdcsync.agents.change import GONE, SYNCED, Decision, Outcome, OutcomeAction
 from cdcsync.errors import SinkTransientError
-from cdcsync.schemas.config import ChildConfig
+from cdcsync.schemas.config import ChildConfig, EntityConfig
 from cdcsync.schemas.envelope import ChangeEvent, Control, encode_key
 from cdcsync.schemas.state import SyncState
-
-if TYPE_CHECKING:
-    from cdcsync.agents.sync import EntitySync
+from cdcsync.sinks.base import ExternalRecord, Sink
 
 __all__ = [
     "ChildKeys",
@@ -38,6 +36,7 @@ __all__ = [
     "finalize_digest",
     "notify_parent",
     "parent_key",
+    "publish_links",
     "readiness",
     "record_child",
     "with_parent",
@@ -162,23 +161,58 @@ def _natural(key: str) -> tuple[int, int | str]:
     return (0, int(key)) if key.lstrip("-").isdigit() else (1, key)
 
 
-async def finalize(sync: EntitySync, entity_id: str, state: SyncState) -> tuple[str, str] | None:
-    """Run the parent's finalize step if every child is synced; (action, reason) or ``None``."""
-    final = sync.config.finalize
-    if final is None or sync.child_keys is None:
+async def finalize(
+    state: SyncState,
+    *,
+    entity_id: str,
+    config: EntityConfig,
+    child_keys: ChildKeys | None,
+    sink: Sink,
+    version_of: Callable[[ExternalRecord], str | None],
+) -> tuple[OutcomeAction, str, SyncState] | None:
+    """Run the parent's finalize step if every child is synced.
+
+    Returns the action, its reason and the parent's state to store; ``None`` when
+    the entity has no finalize step.
+    """
+    final = config.finalize
+    if final is None or child_keys is None:
         return None
     if state.external_id is None or state.status != "synced":
-        return "skip", "child recorded; the parent is not synced yet"
-    keys = {c.entity: await sync.child_keys(c, entity_id) for c in sync.config.children}
-    ready = readiness(state, keys, order=[c.entity for c in sync.config.children])
+        return "skip", "child recorded; the parent is not synced yet", state
+    keys = {c.entity: await child_keys(c, entity_id) for c in config.children}
+    ready = readiness(state, keys, order=[c.entity for c in config.children])
     if not ready.ready:
-        return "skip", f"waiting for {ready.missing} of {ready.total} children"
+        return "skip", f"waiting for {ready.missing} of {ready.total} children", state
     digest = finalize_digest(ready.external_ids)
     if digest == state.finalized:
-        return "skip", f"already finalized with these {ready.total} children"
-    record = await sync.sink.patch(state.external_id, {final.field: ready.external_ids})
-    updated = state.model_copy(
-        update={"finalized": digest, "row_id": sync.applier.version_of(record)}
-    )
-    sync.store(entity_id, updated)
-    return "finalize", f"set {final.field} to the external ids of {ready.total} children"
+        return "skip", f"already finalized with these {ready.total} children", state
+    record = await sink.patch(state.external_id, {final.field: ready.external_ids})
+    updated = state.model_copy(update={"finalized": digest, "row_id": version_of(record)})
+    return "finalize", f"set {final.field} to the external ids of {ready.total} children", updated
+
+
+async def publish_links(
+    change: ChangeEvent,
+    outcome: Outcome,
+    state: SyncState,
+    *,
+    entity: str,
+    links: Any,
+    parent: ParentLink | None,
+) -> None:
+    """Publish a parent's external id for its children; tell a child's parent about it.
+
+    ``links`` is this entity's own ``links_`` table if it is a parent (else ``None``);
+    ``parent`` its link to its parent if it is a child.
+    """
+    if outcome.action == "skip":
+        return
+    synced = outcome.action in SYNCED and state.external_id is not None
+    if links is not None:
+        if synced:
+            links[change.entity_id] = state.external_id
+        elif outcome.action in GONE:
+            links.pop(change.entity_id, None)
+    if parent is not None and (synced or outcome.action in GONE):
+        await notify_parent(parent, change, entity, state.external_id if synced else None)

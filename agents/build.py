@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
 
 from cdcsync.agents.associations import ChildKeys, ParentLink
+from cdcsync.agents.controls import send_due_retries
+from cdcsync.agents.emit import Topics
 from cdcsync.agents.poller import Poller
-from cdcsync.agents.sync import EntitySync, agent_for
+from cdcsync.agents.sync import EntitySync
 from cdcsync.mappers.loader import build_mapper
-from cdcsync.schemas.config import ChildConfig, Config, EntityConfig, interpolate
-from cdcsync.sinks.audit import Auditor
-from cdcsync.sinks.base import CallCounter, SourceWriter, call_counter
+from cdcsync.schemas.config import ChildConfig, Config, EntityConfig, interpolate, target_where
+from cdcsync.sinks.base import SourceWriter, counting
+from cdcsync.sinks.delivery.audit import Auditor
 from cdcsync.sinks.targets import build_target
-from cdcsync.streams.topics import Topics
+from cdcsync.sinks.writeback import PostgresWriter
 
 __all__ = ["build_syncs", "register_agents", "target_where"]
 
@@ -26,8 +29,6 @@ log = logging.getLogger(__name__)
 def _writer(config: Config, entity: EntityConfig, columns: set[str]) -> SourceWriter | None:
     if entity.source is None:
         return None
-    from cdcsync.sinks.postgres import PostgresWriter
-
     status = entity.status_columns.names() if entity.status_columns else []
     allowed = set(columns)
     if entity.policies.mark_column:
@@ -42,17 +43,8 @@ def _writer(config: Config, entity: EntityConfig, columns: set[str]) -> SourceWr
     )
 
 
-def target_where(config: Config, name: str) -> str:
-    """Where an entity's target settings come from, for error messages."""
-    integration = config.entities[name].target.integration
-    where = f"entities.{name}.target"
-    return where if integration is None else f"{where} (integrations.{integration})"
-
-
 def _child_keys(config: Config) -> ChildKeys:
     """Reads a parent's child rows from each child's source table (one writer per child)."""
-    from cdcsync.sinks.postgres import PostgresWriter
-
     writers: dict[str, PostgresWriter] = {}
 
     async def keys(child: ChildConfig, parent_key: str) -> list[str]:
@@ -127,25 +119,24 @@ def register_agents(app: faust.App, config: Config, syncs: dict[str, EntitySync]
         app.agent(topic, name=f"sync-{name}", concurrency=1)(agent_for(sync, config))
         app.timer(config.app.retry_tick_s)(_retry_timer_for(sync, topic))
         if entity.poll.interval_s is not None:
-            poller = Poller(sync, topic, sync.refs)
-            app.timer(entity.poll.interval_s, on_leader=True)(_timer_for(poller))
+            app.timer(entity.poll.interval_s, on_leader=True)(_timer_for(sync, topic))
 
 
-def _timer_for(poller: Poller) -> Any:
+def _timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
+    poller: Poller | None = None  # built at the first tick: the sink needs its secrets
+
     async def poll() -> None:
-        token = call_counter.set(CallCounter(entity=poller.sync.entity))  # names audit records
-        try:
-            await poller.poll_once()
-        except Exception:  # a failed poll is retried at the next interval
-            log.exception(
-                "%s: poll failed; next try in %.0fs",
-                poller.sync.entity,
-                poller.sync.config.poll.interval_s,
-            )
-        finally:
-            call_counter.reset(token)
+        nonlocal poller
+        with counting(sync.entity):  # names audit records
+            try:
+                poller = poller or Poller(sync.entity, sync.applier, topic, sync.refs)
+                await poller.poll_once()
+            except Exception:  # a failed poll is retried at the next interval
+                log.exception(
+                    "%s: poll failed; next try in %.0fs", sync.entity, sync.config.poll.interval_s
+                )
 
-    poll.__name__ = poll.__qualname__ = f"poll_{poller.sync.entity}"
+    poll.__name__ = poll.__qualname__ = f"poll_{sync.entity}"
     return poll
 
 
@@ -154,9 +145,24 @@ def _retry_timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
 
     async def retry_due() -> None:
         try:
-            await sync.send_due_retries(topic, sent)
+            await send_due_retries(sync.table, topic, sent)
         except Exception:  # the next tick tries again
             log.exception("%s: could not send due retries", sync.entity)
 
     retry_due.__name__ = retry_due.__qualname__ = f"retry_{sync.entity}"
     return retry_due
+
+
+def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any]:
+    """The Faust agent function of one entity."""
+
+    # concurrency=1 keeps partition order; parallelism comes from process_batch.
+    async def agent(stream: faust.StreamT) -> None:
+        # take_events is on faust's Stream but missing from its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            config.app.batch_size, within=config.app.batch_within_s
+        ):
+            await sync.process_batch(events)
+
+    agent.__name__ = agent.__qualname__ = f"sync_{sync.entity}"
+    return agent

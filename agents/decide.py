@@ -14,55 +14,23 @@ A change from either side is decided against the entity's state:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cdcsync.agents.change import Action, Decision, RawEvent
 from cdcsync.errors import MappingError
 from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
-from cdcsync.schemas.config import EntityConfig
-from cdcsync.schemas.envelope import ChangeEvent
+from cdcsync.schemas.config import EntityConfig, Policies
+from cdcsync.schemas.envelope import ChangeEvent, parse_change
 from cdcsync.schemas.state import SyncState
 
-__all__ = ["Action", "Decision", "decide", "newer_side", "row_matches"]
+__all__ = [
+    "Winner", "coalescible_update", "conflict_winner", "decide", "newer_side", "row_matches",
+]  # fmt: skip
 
-Action = Literal[
-    "create",  # create the external object (after a natural-key lookup)
-    "update",  # push the mapped row to the external object
-    "delete",  # delete the external object
-    "mark_target",  # source row deleted, policy mark: set the mark field externally
-    "pull",  # write the external fields into the source row
-    "pull_delete",  # external object deleted, policy delete: delete the source row
-    "mark_source",  # external object deleted, policy mark: set the mark column
-    "push_current",  # conflict won by the source on an external event: push the current row
-    "verify",  # read the external copy and repair it if it differs from the current row
-    "park",  # conflict under the manual policy: wait for an operator
-    "skip",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to do with one change, and with what.
-
-    ``external_id`` is ``None`` for a create, and for a delete of an entity the
-    state does not know: the apply step then looks the object up by its
-    natural key, so a crash between the external write and the state write
-    never leaves a second object behind. ``expected_version`` is the external
-    version the push assumes; the API refuses the write if it moved on.
-    """
-
-    action: Action
-    reason: str
-    payload: dict[str, Any] | None = None
-    payload_hash: str | None = None
-    external_id: str | None = None
-    expected_version: str | None = None
-    fields: dict[str, Any] | None = None
-    version: str | None = None
-    #: External versions this entity already synced: a pull finding one of them is stale.
-    known_versions: tuple[str, ...] = ()
+#: Which side a conflict resolution keeps; ``manual`` parks it for an operator.
+Winner = Literal["source", "target", "manual"]
 
 
 def row_matches(row: Mapping[str, Any], filter_: Mapping[str, Any]) -> bool:
@@ -99,6 +67,41 @@ def newer_side(source_value: Any, target_value: Any) -> Literal["source", "targe
     if source is None or target is None:
         return None
     return "target" if target > source else "source"
+
+
+def conflict_winner(
+    policies: Policies, source_row: Mapping[str, Any] | None, target: Mapping[str, Any] | None
+) -> Winner:
+    """The side a conflict keeps under the entity's policy, both sides having changed.
+
+    ``newest_wins`` compares the configured timestamp of the source row and of the
+    external object; when either is missing or unreadable the source wins.
+    """
+    if policies.conflict == "source_wins":
+        return "source"
+    if policies.conflict == "target_wins":
+        return "target"
+    if policies.conflict == "manual":
+        return "manual"
+    newer = newer_side(
+        (source_row or {}).get(policies.source_timestamp or ""),
+        (target or {}).get(policies.target_timestamp or ""),
+    )
+    return newer or "source"
+
+
+def coalescible_update(raw: RawEvent, config: EntityConfig) -> ChangeEvent | None:
+    """The change if the record is a plain source update that a later update of the same
+    entity in the batch may carry (no re-check, no ``watch``); else ``None``."""
+    if raw.value is None or raw.key is None or config.watch:
+        return None
+    try:
+        parsed = parse_change(raw.key, raw.value, key_field=config.key)
+    except Exception:  # the agent parses it again and dead-letters it
+        return None
+    if not isinstance(parsed, ChangeEvent) or parsed.origin != "source" or parsed.recheck:
+        return None
+    return parsed if parsed.op == "update" else None
 
 
 def decide(
@@ -141,30 +144,7 @@ def _decide_source(
         gone = True  # a row that stops matching the filter follows the delete policy
 
     if gone:
-        why = "row deleted" if change.op == "delete" else "row no longer matches the filter"
-        policy = config.policies.source_delete
-        if policy == "ignore":
-            return Decision("skip", f"{why}; policy source_delete=ignore", external_id=known_id)
-        if known_id is None and state is not None and state.status == "deleted":
-            return Decision("skip", "external object already deleted")
-        if policy == "mark":
-            if known_id is None:
-                return Decision("skip", f"{why}; nothing to mark")
-            field = config.policies.mark_field or ""
-            return Decision(
-                "mark_target",
-                f"{why}; policy source_delete=mark",
-                payload={field: config.policies.mark_value},
-                external_id=known_id,
-            )
-        if known_id is not None:
-            return Decision("delete", why, external_id=known_id, expected_version=None)
-        try:
-            payload = mapper.to_external(change.before or after)
-        except MappingError:
-            # Without a full before image there is no natural key to look up.
-            return Decision("skip", "row was never synced")
-        return Decision("delete", f"{why}; not in state, look up by natural key", payload=payload)
+        return _source_gone(change, state, known_id, config=config, mapper=mapper)
 
     if (
         config.watch
@@ -201,6 +181,53 @@ def _decide_source(
     )
 
 
+def _source_gone(
+    change: ChangeEvent,
+    state: SyncState | None,
+    known_id: str | None,
+    *,
+    config: EntityConfig,
+    mapper: Mapper,
+) -> Decision:
+    """A row deleted, or no longer matching the filter: the source_delete policy decides."""
+    why = "row deleted" if change.op == "delete" else "row no longer matches the filter"
+    policy = config.policies.source_delete
+    if policy == "ignore":
+        return Decision("skip", f"{why}; policy source_delete=ignore", external_id=known_id)
+    if known_id is None and state is not None and state.status == "deleted":
+        return Decision("skip", "external object already deleted")
+    if policy == "mark":
+        if known_id is None:
+            return Decision("skip", f"{why}; nothing to mark")
+        field = config.policies.mark_field or ""
+        return Decision(
+            "mark_target",
+            f"{why}; policy source_delete=mark",
+            payload={field: config.policies.mark_value},
+            external_id=known_id,
+        )
+    if known_id is not None:
+        return Decision("delete", why, external_id=known_id, expected_version=None)
+    try:
+        payload = mapper.to_external(change.before or change.after or {})
+    except MappingError:
+        # Without a full before image there is no natural key to look up.
+        return Decision("skip", "row was never synced")
+    return Decision("delete", f"{why}; not in state, look up by natural key", payload=payload)
+
+
+def _target_gone(policy: str, external_id: str) -> Decision:
+    """The external object was deleted: the target_delete policy decides."""
+    if policy == "ignore":
+        why = "external object deleted; policy target_delete=ignore"
+        return Decision("skip", why, external_id=external_id)
+    if policy == "mark":
+        why = "external object deleted; policy target_delete=mark"
+        return Decision("mark_source", why, external_id=external_id)
+    why = "external object deleted; policy target_delete=delete"
+    return Decision("pull_delete", why, external_id=external_id)
+
+
 def _decide_external(
     change: ChangeEvent, state: SyncState | None, *, config: EntityConfig
 ) -> Decision:
@@ -219,23 +246,7 @@ def _decide_external(
         )
 
     if ext.change == "delete":
-        if policies.target_delete == "ignore":
-            return Decision(
-                "skip",
-                "external object deleted; policy target_delete=ignore",
-                external_id=ext.external_id,
-            )
-        if policies.target_delete == "mark":
-            return Decision(
-                "mark_source",
-                "external object deleted; policy target_delete=mark",
-                external_id=ext.external_id,
-            )
-        return Decision(
-            "pull_delete",
-            "external object deleted; policy target_delete=delete",
-            external_id=ext.external_id,
-        )
+        return _target_gone(policies.target_delete, ext.external_id)
 
     if ext.version is not None and ext.version == state.row_id:
         return Decision("skip", "echo of our own write (same version)", external_id=ext.external_id)
@@ -248,17 +259,27 @@ def _decide_external(
         )
 
     known = tuple(v for v in (state.row_id, *state.superseded) if v is not None)
-    common = {"external_id": ext.external_id, "fields": dict(ext.fields), "version": ext.version,
-              "known_versions": known}  # fmt: skip
+
+    def linked(action: Action, reason: str, payload_hash: str | None = None) -> Decision:
+        return Decision(
+            action,
+            reason,
+            payload_hash=payload_hash,
+            external_id=ext.external_id,
+            fields=dict(ext.fields),
+            version=ext.version,
+            known_versions=known,
+        )
+
     if state.unpushed:
         # The source changed too and that change is not pushed yet: both sides changed.
         policy = policies.conflict
         if policy == "target_wins":
-            return Decision("pull", "conflict: target wins", **common)
+            return linked("pull", "conflict: target wins")
         if policy == "manual":
-            return Decision("park", "conflict: both sides changed; policy manual", **common)
+            return linked("park", "conflict: both sides changed; policy manual")
         if policy == "newest_wins":
-            return Decision("push_current", "conflict: newest wins (compare on apply)", **common)
-        return Decision("push_current", "conflict: source wins", **common)
+            return linked("push_current", "conflict: newest wins (compare on apply)")
+        return linked("push_current", "conflict: source wins")
     # payload_hash: the source payload we last agreed on; the pull checks the row still has it.
-    return Decision("pull", "external object changed", payload_hash=state.payload_hash, **common)
+    return linked("pull", "external object changed", state.payload_hash)

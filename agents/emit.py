@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cdcsync.agents.apply import Outcome
+import faust
+
+from cdcsync import metrics
+from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.schemas.envelope import ChangeEvent
 from cdcsync.schemas.events import (
     ConflictEvent,
@@ -16,16 +18,11 @@ from cdcsync.schemas.events import (
     ExternalRef,
     Notification,
     RawRecord,
-    SourcePosition,
     SyncResult,
 )
 from cdcsync.sinks.base import Sink
-from cdcsync import metrics
 
-if TYPE_CHECKING:
-    from cdcsync.streams.topics import Topics
-
-__all__ = ["MAX_ORIGINAL_BYTES", "Emitter", "RawEvent", "now_ms"]
+__all__ = ["MAX_ORIGINAL_BYTES", "Emitter", "Topics"]
 
 #: Dead letters carry at most this much of the original value (the producer's limit is 1 MB).
 MAX_ORIGINAL_BYTES = 256 * 1024
@@ -33,19 +30,16 @@ MAX_ORIGINAL_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
 
 
-def now_ms() -> int:
-    """Wall-clock milliseconds, the unit of every timestamp in events."""
-    return int(time.time() * 1000)
+@dataclass(frozen=True)
+class Topics:
+    """Faust handles of every topic an agent reads or writes, by role (``streams.topics``)."""
 
-
-@dataclass(frozen=True, slots=True)
-class RawEvent:
-    """A record as consumed (or as parked): its bytes, where it was read, when."""
-
-    key: bytes | None
-    value: bytes | None
-    position: SourcePosition
-    received_ms: int
+    entities: dict[str, faust.TopicT]
+    results: faust.TopicT
+    dead_letters: faust.TopicT
+    conflicts: faust.TopicT
+    notifications: faust.TopicT
+    audit: faust.TopicT
 
 
 class Emitter:

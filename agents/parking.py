@@ -9,12 +9,21 @@ from __future__ import annotations
 import base64
 import random
 
+from cdcsync.agents.change import RawEvent
 from cdcsync.agents.retry import backoff_delay
 from cdcsync.schemas.config import RetryConfig
-from cdcsync.schemas.events import RawRecord
+from cdcsync.schemas.events import RawRecord, SourcePosition
 from cdcsync.schemas.state import ParkedEvent, SyncState
 
-__all__ = ["park_behind", "park_failed", "to_bytes", "to_parked", "unpark"]
+__all__ = [
+    "park_behind",
+    "park_failed",
+    "parked_event",
+    "to_bytes",
+    "to_parked",
+    "to_raw",
+    "unpark",
+]
 
 
 def to_parked(
@@ -37,6 +46,26 @@ def to_parked(
         offset=offset,
         received_ms=received_ms,
     )
+
+
+def parked_event(raw: RawEvent) -> ParkedEvent:
+    """The record as the entity's state keeps it while it waits."""
+    p = raw.position
+    return to_parked(
+        raw.key,
+        raw.value,
+        topic=p.topic,
+        partition=p.partition,
+        offset=p.offset,
+        received_ms=raw.received_ms,
+    )
+
+
+def to_raw(parked: ParkedEvent) -> RawEvent:
+    """The parked record as it was consumed: original bytes and source position."""
+    key, value = to_bytes(parked)
+    position = SourcePosition(topic=parked.topic, partition=parked.partition, offset=parked.offset)
+    return RawEvent(key, value, position, parked.received_ms)
 
 
 def to_bytes(parked: ParkedEvent) -> tuple[bytes | None, bytes | None]:
@@ -78,6 +107,22 @@ def park_failed(
             "errors": [*errors, error][-retry.max_attempts :],
             "retry_at_ms": now_ms + int(delay * 1000),
             "parked": [event, *rest],
+            "updated_ms": now_ms,
+        }
+    )
+
+
+def give_up(state: SyncState, error: str, position: SourcePosition, *, now_ms: int) -> SyncState:
+    """The state after a change failed for good: no retry left, its position applied."""
+    return state.model_copy(
+        update={
+            "status": "permanently_failed",
+            "attempts": 0,
+            "errors": [],
+            "retry_at_ms": None,
+            "last_error": error,
+            "last_partition": position.partition,
+            "last_offset": position.offset,
             "updated_ms": now_ms,
         }
     )

@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
+from cdcsync.agents.apply import Applier
 from cdcsync.errors import MappingError, SinkError
 from cdcsync.schemas.envelope import ExternalChange
-
-if TYPE_CHECKING:
-    from cdcsync.agents.sync import EntitySync
+from cdcsync.sinks.base import ExternalRecord
 
 __all__ = ["PollReport", "Poller"]
 
@@ -42,8 +41,10 @@ class PollReport:
 class Poller:
     """Lists one entity's external records and publishes the changed ones."""
 
-    def __init__(self, sync: EntitySync, topic: faust.TopicT, refs: Any) -> None:
-        self.sync = sync
+    def __init__(self, entity: str, applier: Applier, topic: faust.TopicT, refs: Any) -> None:
+        self.entity = entity
+        #: The entity's sink, mapper, source writer and version rule.
+        self.applier = applier
         self.topic = topic
         self.refs = refs
         #: external id -> version last published (or ignored); empty after a restart, when
@@ -55,34 +56,17 @@ class Poller:
         """One full pass over the external records."""
         started = time.monotonic()
         report = PollReport()
-        policies = self.sync.config.policies
         known_before = dict(self.refs.items())  # ids created during the pass are not "gone"
         listed: set[str] = set()
-        async for record in self.sync.sink.list():
+        async for record in self.applier.sink.list():
             report.listed += 1
             listed.add(record.id)
-            version = self.sync.applier.version_of(record)
+            version = self.applier.version_of(record)
             if record.id in self.last_seen and self.last_seen[record.id] == version:
                 continue
             key = self.refs.get(record.id)
             if key is None:
-                if policies.unknown_target == "create" and self.sync.writer is not None:
-                    # The row's Debezium event then finds this record by natural key.
-                    try:
-                        await self.sync.writer.insert(self.sync.mapper.to_source(record.fields))
-                        report.created_in_source += 1
-                    except (SinkError, MappingError) as exc:
-                        # Typically the row exists already (natural key taken) and its own
-                        # events are about to link it; never let one record stop the poll.
-                        log.warning(
-                            "%s: external %s not created in the source: %s",
-                            self.sync.entity,
-                            record.id,
-                            exc,
-                        )
-                        report.not_created += 1
-                else:
-                    report.unknown_ignored += 1
+                await self._unknown(record, report)
                 self.last_seen[record.id] = version
                 continue
             await self._publish(
@@ -113,7 +97,7 @@ class Poller:
         log.info(
             "%s: polled %d external records in %.2fs: %d changed, %d gone, %d created "
             "in source, %d unknown ignored",
-            self.sync.entity,
+            self.entity,
             report.listed,
             report.seconds,
             report.published,
@@ -122,6 +106,24 @@ class Poller:
             report.unknown_ignored,
         )
         return report
+
+    async def _unknown(self, record: ExternalRecord, report: PollReport) -> None:
+        """An external object no entity is linked to: create its row, or ignore it."""
+        writer = self.applier.writer
+        if self.applier.config.policies.unknown_target != "create" or writer is None:
+            report.unknown_ignored += 1
+            return
+        # The row's Debezium event then finds this record by natural key.
+        try:
+            await writer.insert(self.applier.mapper.to_source(record.fields))
+            report.created_in_source += 1
+        except (SinkError, MappingError) as exc:
+            # Typically the row exists already (natural key taken) and its own
+            # events are about to link it; never let one record stop the poll.
+            log.warning(
+                "%s: external %s not created in the source: %s", self.entity, record.id, exc
+            )
+            report.not_created += 1
 
     async def _publish(self, key: str, change: ExternalChange) -> None:
         await self.topic.send(key=key.encode(), value=change.model_dump_json().encode())

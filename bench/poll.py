@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaProducer
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync
 from cdcsync.mappers.loader import build_mapper
-from cdcsync.schemas.config import load_config
 from cdcsync.sinks.registry import build_sink
 from cdcsync.stack.kafka import TopicSpec, ensure_topics
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 
 __all__ = ["POLL_TOPIC", "bench_poll"]
 
@@ -85,7 +85,7 @@ async def _bench(
                 topics=None,  # type: ignore[arg-type]
             )
             refs = {eid: f'{{"id":{i}}}' for i, eid in enumerate(ids)}
-            poller = Poller(sync, _Topic(producer), refs)  # type: ignore[arg-type]
+            poller = Poller(sync.entity, sync.applier, _Topic(producer), refs)  # type: ignore[arg-type]
             first = await poller.poll_once()  # everything is new: 10k published
             await producer.flush()
             steady = await poller.poll_once()  # nothing changed: list and diff only

@@ -17,6 +17,7 @@ __all__ = [
     "ChangeEvent",
     "Control",
     "Envelope",
+    "REPLAY_HEADER",
     "ExternalChange",
     "Ignored",
     "SourceInfo",
@@ -24,6 +25,9 @@ __all__ = [
     "parse_change",
     "parse_key",
 ]
+
+#: Header of records re-published by `cdcsync replay`: the agent re-checks the external copy.
+REPLAY_HEADER = "cdcsync-replay"
 
 #: Debezium op codes and what they mean to us.
 OPS: dict[str, Literal["create", "update", "delete", "read"]] = {

@@ -9,8 +9,9 @@ them and translates its library's failures into ``SinkTransientError`` or
 from __future__ import annotations
 
 import abc
+import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
@@ -26,6 +27,7 @@ __all__ = [
     "call_counter",
     "check_link_template",
     "count_call",
+    "counting",
 ]
 
 
@@ -67,6 +69,17 @@ class CallCounter:
 call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVar(
     "cdcsync_call_counter", default=None
 )
+
+
+@contextlib.contextmanager
+def counting(entity: str, entity_id: str | None = None) -> Iterator[CallCounter]:
+    """Count the external API calls made inside the block (for results, metrics, audit)."""
+    counter = CallCounter(entity=entity, entity_id=entity_id)
+    token = call_counter.set(counter)
+    try:
+        yield counter
+    finally:
+        call_counter.reset(token)
 
 
 def check_link_template(template: str | None, *placeholders: str) -> str | None:
@@ -140,7 +153,7 @@ class Sink(abc.ABC):
         """Several writes in one call, in order, each with its own :data:`BulkOutcome`.
 
         Raises a ``SinkError`` only when the call as a whole failed. Optional: sinks
-        with ``bulk_max > 0`` implement it, and ``sinks.bulk.BatchingSink`` uses it.
+        with ``bulk_max > 0`` implement it, and ``sinks.delivery.bulk.BatchingSink`` uses it.
         """
         raise NotImplementedError(f"{type(self).__name__} has no bulk form")
 
@@ -157,7 +170,7 @@ class Sink(abc.ABC):
 
 
 class SourceWriter(Protocol):
-    """The pull direction's write-back into the source table (see ``sinks.postgres``)."""
+    """The pull direction's write-back into the source table (see ``sinks.writeback``)."""
 
     async def fetch(self, entity_id: str) -> dict[str, Any] | None:
         """The current row, or ``None`` when it does not exist."""

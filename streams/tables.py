@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import faust
-from faust.streams import _current_event
-from faust.types import EventT
 
 from cdcsync.schemas.config import Config
 
-__all__ = ["bind_event", "declare_links", "declare_refs", "declare_tables"]
+__all__ = ["declare_links", "declare_refs", "declare_tables"]
 
 
 def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
@@ -57,13 +54,3 @@ def declare_tables(app: faust.App, config: Config) -> dict[str, Any]:
         )
         for name in config.entities
     }
-
-
-def bind_event(event: EventT) -> None:
-    """Make ``event`` the current one for table writes in this task.
-
-    Faust sends a table write to the changelog partition of the *current*
-    event. Batches hold events of several partitions processed in concurrent
-    tasks, so each task names its own event before it writes state.
-    """
-    _current_event.set(weakref.ref(event))

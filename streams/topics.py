@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import faust
 
+from cdcsync.agents.emit import Topics
 from cdcsync.schemas.config import Config
 from cdcsync.stack.kafka import TopicSpec
 
 __all__ = ["Topics", "declare_topics", "topic_specs"]
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Faust handles of every topic, by role."""
-
-    entities: dict[str, faust.TopicT]
-    results: faust.TopicT
-    dead_letters: faust.TopicT
-    conflicts: faust.TopicT
-    notifications: faust.TopicT
-    audit: faust.TopicT
 
 
 def _raw(app: faust.App, name: str, partitions: int) -> faust.TopicT:

@@ -16,7 +16,7 @@ from cdcsync.agents.associations import (
     record_child,
     with_parent,
 )
-from cdcsync.agents.decide import Decision
+from cdcsync.agents.change import Decision
 from cdcsync.errors import SinkTransientError
 from cdcsync.schemas.config import ChildConfig, Config
 from cdcsync.schemas.envelope import ChangeEvent

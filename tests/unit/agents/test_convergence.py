@@ -1,6 +1,6 @@
 """Property: random interleavings of edits on both sides converge, once, without ping-pong.
 
-Both sides are in memory (``sinks.memory``), the topic is one ordered queue
+Both sides are in memory (``cdcsync.testing``), the topic is one ordered queue
 (one partition), the source table emits a change for every write as Debezium
 does, and the real agent step, decision and poller run on them.
 """
@@ -8,8 +8,6 @@ does, and the real agent step, decision and poller run on them.
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,61 +18,18 @@ from cdcsync.agents.sync import EntitySync
 from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import encode_key
+from cdcsync.testing.events import Partition, Topics, debezium_value
 from cdcsync.testing.sinks import MemorySink, MemoryWriter
 
 IDS = ["1", "2", "3"]
 NAMES = ["Ada", "Bo", "Cy", "Di"]
 
 
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass
-class Event:
-    key: bytes | None
-    value: bytes | None
-    message: Message
-    headers: dict[str, bytes] = field(default_factory=dict)
-
-
-@dataclass
-class Queue:
-    """One partition of the entity topic; also the results/dead-letter/conflict sink."""
-
-    events: list[Event] = field(default_factory=list)
-    offset: int = 0
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def append(self, key: bytes, value: bytes | None) -> None:
-        self.offset += 1
-        self.events.append(Event(key, value, Message("t", 0, self.offset)))
-
-    async def send(self, *, key: bytes, value: bytes) -> None:
-        if value.startswith(b'{"origin":"external"'):  # the poller, into the entity topic
-            self.append(key, value)
-        else:
-            self.sent.append(json.loads(value))
-
-
-@dataclass
-class Topics:
-    results: Queue
-    dead_letters: Queue
-    conflicts: Queue
-    notifications: Queue
-    entities: dict[str, Any] = field(default_factory=dict)
-
-
-def world(policy: str) -> tuple[EntitySync, Poller, Queue, MemorySink, MemoryWriter]:
-    queue = Queue()
+def world(policy: str) -> tuple[EntitySync, Poller, Partition, MemorySink, MemoryWriter]:
+    queue = Partition()
 
     def cdc(op: str, entity_id: str, before: Any, after: Any) -> None:
-        value = {"op": op, "before": before, "after": after, "source": {"ts_ms": 1}}
-        queue.append(encode_key("id", int(entity_id)), json.dumps(value).encode())
+        queue.append(encode_key("id", int(entity_id)), debezium_value(op, before, after))
 
     sink, writer = MemorySink(), MemoryWriter(cdc)
     config = EntityConfig(
@@ -93,12 +48,12 @@ def world(policy: str) -> tuple[EntitySync, Poller, Queue, MemorySink, MemoryWri
         writer_factory=lambda: writer,
         table={},
         refs={},
-        topics=Topics(queue, queue, queue, queue),
+        topics=Topics(queue, queue, queue, queue, queue),
     )
-    return sync, Poller(sync, queue, sync.refs), queue, sink, writer
+    return sync, Poller(sync.entity, sync.applier, queue, sync.refs), queue, sink, writer
 
 
-async def drain(sync: EntitySync, queue: Queue, limit: int | None = None) -> None:
+async def drain(sync: EntitySync, queue: Partition, limit: int | None = None) -> None:
     n = 0
     while queue.events and (limit is None or n < limit):
         await sync.process(queue.events.pop(0))

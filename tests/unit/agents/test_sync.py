@@ -3,108 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
+from cdcsync.agents.controls import send_due_retries
 from cdcsync.agents.sync import EntitySync
-from cdcsync.errors import SinkConflictError, SinkPermanentError, SinkTransientError
+from cdcsync.errors import SinkPermanentError, SinkTransientError
 from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
-from cdcsync.schemas.envelope import encode_key
-from cdcsync.sinks.base import ExternalRecord, Sink, count_call
-
-
-class MemorySink(Sink):
-    """An external system in a dict; counts calls like a real sink."""
-
-    object_type = "contact"
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.version = 0
-        self.fail_next: list[Exception] = []
-
-    def _rec(self, oid: str) -> ExternalRecord:
-        return ExternalRecord(oid, f"v{self.version}", dict(self.objects[oid]))
-
-    def _call(self) -> None:
-        count_call()
-        if self.fail_next:
-            raise self.fail_next.pop(0)
-
-    async def get(self, external_id):
-        self._call()
-        return self._rec(external_id) if external_id in self.objects else None
-
-    async def find(self, natural_key):
-        self._call()
-        for oid, fields in self.objects.items():
-            if all(fields.get(k) == v for k, v in natural_key.items()):
-                return self._rec(oid)
-        return None
-
-    async def create(self, payload):
-        self._call()
-        self.version += 1
-        oid = f"x{len(self.objects) + 1}"
-        self.objects[oid] = dict(payload)
-        return self._rec(oid)
-
-    async def update(self, external_id, payload, *, expected_row_id=None):
-        self._call()
-        if external_id not in self.objects:
-            raise SinkPermanentError("gone", status_code=404)
-        if expected_row_id is not None and expected_row_id != self._rec(external_id).row_id:
-            raise SinkConflictError("412", status_code=412)
-        self.version += 1
-        self.objects[external_id] = dict(payload)
-        return self._rec(external_id)
-
-    async def delete(self, external_id, *, expected_row_id=None):
-        self._call()
-        return self.objects.pop(external_id, None) is not None
-
-    async def list(self):  # pragma: no cover - not used by the sync step
-        for oid in self.objects:
-            yield self._rec(oid)
-
-    def link(self, external_id):
-        return f"http://api.test/contacts/{external_id}"
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass
-class Event:
-    key: bytes | None
-    value: bytes | None
-    message: Message
-    headers: dict[str, bytes] = field(default_factory=dict)
-
-
-@dataclass
-class Topic:
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    async def send(self, *, key: bytes, value: bytes) -> None:
-        self.sent.append(json.loads(value))
-
-
-@dataclass
-class Topics:
-    results: Topic = field(default_factory=Topic)
-    dead_letters: Topic = field(default_factory=Topic)
-    conflicts: Topic = field(default_factory=Topic)
-    notifications: Topic = field(default_factory=Topic)
-    entities: dict[str, Any] = field(default_factory=dict)
-
+from cdcsync.testing.events import Feed, Topic, Topics
+from cdcsync.testing.sinks import MemorySink
 
 CONFIG = EntityConfig(
     retry={"max_attempts": 3},
@@ -126,36 +34,6 @@ def sync() -> EntitySync:
         refs={},
         topics=Topics(),
     )
-
-
-class Feed:
-    def __init__(self) -> None:
-        self.offset = 0
-
-    def __call__(
-        self,
-        op: str | None,
-        row: dict | None = None,
-        *,
-        key: bytes | None = None,
-        value: bytes | None = None,
-    ) -> Event:
-        self.offset += 1
-        if value is None and op is not None:
-            value = json.dumps(
-                {
-                    "op": op,
-                    "before": row if op == "d" else None,
-                    "after": None if op == "d" else row,
-                    "source": {"ts_ms": 1},
-                }
-            ).encode()
-        rid = (row or {}).get("id", 1)
-        return Event(
-            key if key is not None else encode_key("id", rid),
-            value,
-            Message("cdcsync.contact", 0, self.offset),
-        )
 
 
 ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org", "notes": ""}
@@ -305,8 +183,8 @@ async def test_due_retries_are_signalled_once_per_schedule(sync):
     await sync.process(feed("c", ADA))
     topic, sent = Topic(), {}
     topic.send = _capture(topic)
-    assert await sync.send_due_retries(topic, sent) == 1
-    assert await sync.send_due_retries(topic, sent) == 0
+    assert await send_due_retries(sync.table, topic, sent) == 1
+    assert await send_due_retries(sync.table, topic, sent) == 0
     assert topic.raw == [(b'{"id":1}', retry(force=False))]
 
 
@@ -411,7 +289,7 @@ async def test_consecutive_updates_of_one_entity_in_a_batch_coalesce_into_one_wr
     assert [r["api_calls"] for r in results] == [0, 0, 1]
     assert results[0]["reason"].startswith("coalesced: superseded by offset 3")
     assert [o["firstName"] for o in sync.sink.objects.values()] == ["A4"]
-    assert sync.load("1").last_offset == 4
+    assert sync.state.load("1").last_offset == 4
 
 
 async def test_updates_of_a_parked_entity_queue_instead_of_coalescing(sync):
@@ -420,7 +298,7 @@ async def test_updates_of_a_parked_entity_queue_instead_of_coalescing(sync):
     sync.sink.fail_next = [SinkTransientError("503")]
     await sync.process(feed("u", {**ADA, "first_name": "A2"}))
     await sync.process_batch([feed("u", {**ADA, "first_name": n}) for n in ("A3", "A4")])
-    state = sync.load("1")
+    state = sync.state.load("1")
     assert state.status == "retrying"
     assert len(state.parked) == 3  # the failed update first, then both later ones
 
