@@ -15,9 +15,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psycopg
 from kafka import TopicPartition
+from psycopg import sql
+from psycopg.rows import dict_row
 from pydantic import ValidationError
 
+from cdcsync.agents.build import target_where
+from cdcsync.agents.decide import row_matches
 from cdcsync.errors import CdcsyncError
 from cdcsync.mappers.base import Mapper
 from cdcsync.operators import common
@@ -26,6 +31,7 @@ from cdcsync.operators.source import debezium_row, source_dsn, source_table
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.state import SyncState
 from cdcsync.sinks.base import ExternalRecord
+from cdcsync.sinks.targets import build_target
 
 __all__ = ["Drift", "MissingExternal", "MissingSource", "Report", "Unmappable", "compare"]
 __all__ += ["Difference", "list_external", "read_links", "read_rows"]
@@ -137,6 +143,10 @@ def _differences(payload: Mapping[str, Any], fields: Mapping[str, Any]) -> tuple
     )
 
 
+#: A row paired with an object: (entity id, the object, ``"state"`` or ``"natural_key"``).
+Pair = tuple[str, ExternalRecord, str]
+
+
 def compare(
     rows: Mapping[str, Mapping[str, Any]],
     records: Iterable[ExternalRecord],
@@ -155,39 +165,94 @@ def compare(
     by_id = {record.id: record for record in records}
     report = Report(rows=len(rows), records=len(by_id))
     owner = {ext: eid for eid, ext in refs.items()}
-    claimed: set[str] = set()
-    pairs: list[tuple[str, ExternalRecord, str]] = []
+    pairs, unlinked = _pair_by_state(rows, by_id, refs, report)
+    claimed = {record.id for _entity_id, record, _linked_by in pairs}
+    free = _free_by_key(by_id, claimed, owner, natural_key)
+    adopted = _pair_by_natural_key(unlinked, free, mapper, natural_key, report)
+    claimed |= {record.id for _entity_id, record, _linked_by in adopted}
+    _compare_pairs(pairs + adopted, rows, mapper, report)
+
+    for found_list in (report.missing_external, report.differs, report.unmappable):
+        found_list.sort(key=lambda item: _id_order(item.entity_id))
+    for ext_id in sorted(set(by_id) - claimed):
+        report.missing_source.append(MissingSource(ext_id, owner.get(ext_id)))
+    return report
+
+
+def _pair_by_state(
+    rows: Mapping[str, Mapping[str, Any]],
+    by_id: Mapping[str, ExternalRecord],
+    refs: Mapping[str, str],
+    report: Report,
+) -> tuple[list[Pair], list[tuple[str, Mapping[str, Any]]]]:
+    """Pair each row with the object its sync state links; ``(pairs, unlinked rows)``.
+
+    A link to an object that is gone is ``missing_external``; rows without a link are
+    left for the natural-key pass.
+    """
+    pairs: list[Pair] = []
     unlinked: list[tuple[str, Mapping[str, Any]]] = []
     for entity_id in sorted(rows, key=_id_order):
         linked = refs.get(entity_id)
         record = by_id.get(linked) if linked is not None else None
         if record is not None:
-            claimed.add(record.id)
             pairs.append((entity_id, record, "state"))
         elif linked is not None:  # linked, but the object is gone
             report.missing_external.append(MissingExternal(entity_id, linked))
         else:
             unlinked.append((entity_id, rows[entity_id]))
+    return pairs, unlinked
 
+
+def _free_by_key(
+    by_id: Mapping[str, ExternalRecord],
+    claimed: set[str],
+    owner: Mapping[str, str],
+    natural_key: Sequence[str],
+) -> dict[str, ExternalRecord]:
+    """The objects no pair and no state claims, by natural key (the first of a key wins):
+    the ones an unlinked row may adopt, as the agent does before creating one.
+    """
     by_key: dict[str, ExternalRecord] = {}
     if natural_key:
         for record in by_id.values():
             key = _key_of(record.fields, natural_key)
             if key is not None and record.id not in claimed and record.id not in owner:
                 by_key.setdefault(key, record)
+    return by_key
+
+
+def _pair_by_natural_key(
+    unlinked: list[tuple[str, Mapping[str, Any]]],
+    free: dict[str, ExternalRecord],
+    mapper: Mapper,
+    natural_key: Sequence[str],
+    report: Report,
+) -> list[Pair]:
+    """Pair each unlinked row with the free object of its natural key (taking it from
+    ``free``); a row without one is ``missing_external``, one the mapper rejects ``unmappable``.
+    """
+    pairs: list[Pair] = []
     for entity_id, row in unlinked:
         try:
             key = _key_of(mapper.to_external(row), natural_key) if natural_key else None
         except CdcsyncError as exc:
             report.unmappable.append(Unmappable(entity_id, str(exc)))
             continue
-        found = by_key.pop(key, None) if key is not None else None
+        found = free.pop(key, None) if key is not None else None
         if found is None:
             report.missing_external.append(MissingExternal(entity_id, None))
         else:
-            claimed.add(found.id)
             pairs.append((entity_id, found, "natural_key"))
+    return pairs
 
+
+def _compare_pairs(
+    pairs: list[Pair], rows: Mapping[str, Mapping[str, Any]], mapper: Mapper, report: Report
+) -> None:
+    """Compare each pair on the fields the mapper writes: ``differs``, ``equal`` or, when
+    the mapper rejects the row, ``unmappable``.
+    """
     for entity_id, record, linked_by in pairs:
         try:
             payload = mapper.to_external(rows[entity_id], current=record.fields)
@@ -200,12 +265,6 @@ def compare(
         else:
             report.equal += 1
 
-    for found_list in (report.missing_external, report.differs, report.unmappable):
-        found_list.sort(key=lambda item: _id_order(item.entity_id))
-    for ext_id in sorted(set(by_id) - claimed):
-        report.missing_source.append(MissingSource(ext_id, owner.get(ext_id)))
-    return report
-
 
 # -- I/O: the three inputs ---------------------------------------------------------------
 
@@ -214,12 +273,6 @@ def read_rows(config: Config, entity: str, *, dsn: str | None = None) -> dict[st
     """Every row of the entity's table that its ``filter`` selects, as Debezium writes it
     (the agent maps Debezium's values, so the comparison must too), by entity id.
     """
-    import psycopg
-    from psycopg import sql
-    from psycopg.rows import dict_row
-
-    from cdcsync.agents.decide import row_matches
-
     cfg = entity_config(config, entity)
     schema, table = source_table(config, entity)
     query = sql.SQL("SELECT * FROM {t}").format(t=sql.Identifier(schema, table))
@@ -279,9 +332,6 @@ async def list_external(
     """Every external object of the entity's target, following the API's pagination;
     ``on_record(n)`` is called with the running count, for progress.
     """
-    from cdcsync.agents.build import target_where
-    from cdcsync.sinks.targets import build_target
-
     entity_config(config, entity)  # an unknown entity is an OperatorError naming the known ones
     target = config.target(entity)
     sink = build_target(target, where=target_where(config, entity))

@@ -114,6 +114,15 @@ class ReplayReport:
     skipped: Counter[str] = field(default_factory=Counter)
     dry_run: bool = False
 
+    def count(self, record: RecordLike, *, key_field: str) -> None:
+        """Count one record selected for replay: its partition, and its id when the key has one."""
+        self.replayed += 1
+        self.by_partition[record.partition] += 1
+        try:
+            self.ids.add(parse_key(record.key, key_field=key_field))
+        except SchemaError:
+            pass  # replayed as is: the agent dead-letters it again, with its reason
+
     def summary(self) -> str:
         """One paragraph for the terminal."""
         verb = "would replay" if self.dry_run else "replayed"
@@ -170,12 +179,7 @@ def replay(
             if why is not None:
                 report.skipped[why] += 1
                 continue
-            report.replayed += 1
-            report.by_partition[record.partition] += 1
-            try:
-                report.ids.add(parse_key(record.key, key_field=cfg.key))
-            except SchemaError:
-                pass  # replayed as is: the agent dead-letters it again, with its reason
+            report.count(record, key_field=cfg.key)
             if prod is not None:
                 prod.send(
                     cfg.topic,

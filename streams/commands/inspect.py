@@ -9,7 +9,10 @@ import click
 import faust
 from faust.cli import argument, option
 
+from cdcsync.operators import log as execution_log
 from cdcsync.operators.common import render_table
+from cdcsync.operators.contracts import export_schemas
+from cdcsync.operators.status import entity_status
 from cdcsync.operators.timeparse import format_ms
 from cdcsync.schemas.config import Config
 from cdcsync.streams.commands.support import emit_json, failing_cleanly, parse_opt_time
@@ -52,6 +55,13 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
 
 def register(app: faust.App, config: Config) -> None:
     """Attach ``status``, ``log`` and ``schemas`` to ``app``."""
+    _register_status(app, config)
+    _register_log(app, config)
+    _register_schemas(app)
+
+
+def _register_status(app: faust.App, config: Config) -> None:
+    """``status``: one entity's sync state, read from Kafka."""
 
     @app.command(
         argument("entity"),
@@ -62,8 +72,6 @@ def register(app: faust.App, config: Config) -> None:
         """One entity's sync state: external id and link, rowId, status, last error,
         last result and last dead letter. Reads Kafka only: no worker needed.
         """
-        from cdcsync.operators.status import entity_status
-
         with failing_cleanly("status"):
             data = entity_status(config, entity, entity_id).to_json()
         if as_json or self.json:
@@ -72,6 +80,10 @@ def register(app: faust.App, config: Config) -> None:
             self.say("\n".join(_status_lines(data)))
         if not data["known"] and not data["last_result"] and not data["last_dead_letter"]:
             raise SystemExit(1)
+
+
+def _register_log(app: faust.App, config: Config) -> None:
+    """``log``: the execution log, filtered."""
 
     @app.command(
         option("--entity", default=None, help="only this entity"),
@@ -99,8 +111,6 @@ def register(app: faust.App, config: Config) -> None:
         as_json: bool,
     ) -> None:
         """The execution log: results and dead letters, filtered, newest last."""
-        from cdcsync.operators import log as execution_log
-
         with failing_cleanly("log"):
             entries = execution_log.read_log(
                 config,
@@ -117,6 +127,10 @@ def register(app: faust.App, config: Config) -> None:
             return
         self.say(render_table(execution_log.HEADERS, execution_log.rows(entries)))
 
+
+def _register_schemas(app: faust.App) -> None:
+    """``schemas export``: the event and configuration JSON Schemas, one file each."""
+
     @app.command(
         argument("action", type=click.Choice(["export"])),
         argument("directory", type=click.Path(file_okay=False, path_type=Path)),
@@ -125,7 +139,5 @@ def register(app: faust.App, config: Config) -> None:
         """Export the JSON Schemas of the result and dead-letter events and the
         configuration file, one file each, for downstream consumers.
         """
-        from cdcsync.operators.contracts import export_schemas
-
         for path in export_schemas(directory):
             self.say(str(path))

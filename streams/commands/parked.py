@@ -9,6 +9,7 @@ import faust
 from faust.cli import argument, option
 
 from cdcsync.operators.common import OperatorError, render_table
+from cdcsync.operators.parked import list_parked, request
 from cdcsync.schemas.config import Config
 from cdcsync.streams.commands.support import failing_cleanly
 
@@ -17,6 +18,12 @@ __all__ = ["register"]
 
 def register(app: faust.App, config: Config) -> None:
     """Attach ``parked`` and ``conflicts`` to ``app``."""
+    _register_parked(app, config)
+    _register_conflicts(app, config)
+
+
+def _register_parked(app: faust.App, config: Config) -> None:
+    """``parked``: list, retry or cancel entities parked after a transient failure."""
 
     @app.command(
         argument("action", type=click.Choice(["list", "retry", "cancel"])),
@@ -30,8 +37,6 @@ def register(app: faust.App, config: Config) -> None:
         flow. `retry` redrives it now instead of at its next backoff; `cancel`
         ends its parked events as dead letters (redrive them later with `dlq`).
         """
-        from cdcsync.operators.parked import list_parked, request
-
         with failing_cleanly("parked"):
             if action == "list":
                 rows = [p.row for p in list_parked(config, entity)]
@@ -48,6 +53,10 @@ def register(app: faust.App, config: Config) -> None:
                 f"{action} sent for {entity} {entity_id}; `cdcsync log --id {entity_id}` "
                 "shows what follows"
             )
+
+
+def _register_conflicts(app: faust.App, config: Config) -> None:
+    """``conflicts``: list or resolve conflicts parked under the manual policy."""
 
     @app.command(
         argument("action", type=click.Choice(["list", "resolve"])),
@@ -69,8 +78,6 @@ def register(app: faust.App, config: Config) -> None:
         versions. `--take source` pushes the current row, `--take target` pulls
         the external object into the row; the entity then syncs again.
         """
-        from cdcsync.operators.parked import list_parked, request
-
         with failing_cleanly("conflicts"):
             if action == "list":
                 found = list_parked(config, entity, status="conflict")

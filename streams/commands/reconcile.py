@@ -18,8 +18,11 @@ import faust
 from faust.cli import argument, option
 
 from cdcsync.errors import CdcsyncError
-from cdcsync.operators.common import render_table
+from cdcsync.mappers.loader import build_mapper
+from cdcsync.operators import reconcile as ops
+from cdcsync.operators.common import entity_config, render_table
 from cdcsync.operators.reconcile import Report
+from cdcsync.operators.trigger import trigger
 from cdcsync.schemas.config import Config
 from cdcsync.streams.commands.support import emit_json, failing_cleanly, progress
 
@@ -112,8 +115,6 @@ def repair(
     """Trigger a re-check of each id; ``(sent, [(id, why not)])`` (a row deleted meanwhile
     is not sent: its delete event is synced on its own).
     """
-    from cdcsync.operators.trigger import trigger
-
     sent, failed = 0, list[tuple[str, str]]()
     for entity_id in ids:
         try:
@@ -123,6 +124,37 @@ def repair(
             failed.append((entity_id, str(exc)))
         advance(1)
     return sent, failed
+
+
+async def _compare_sides(config: Config, entity: str) -> Report:
+    """Read the external objects, the rows and the sync state's links, noting progress on
+    stderr, and compare them.
+    """
+    cfg = entity_config(config, entity)
+    mapper = build_mapper(cfg.mapping, cfg.mapper, cfg.mapper_options, where=f"entities.{entity}")
+    # Objects first, the state last: an event in flight meanwhile then shows as
+    # missing_external (a re-check repairs it harmlessly), never as missing_source.
+    _note(f"listing external objects of {entity}...")
+    records = await ops.list_external(config, entity, on_record=_counter("external objects listed"))
+    _note(f"{len(records)} external objects; reading the rows...")
+    rows = ops.read_rows(config, entity)
+    _note(f"{len(rows)} rows; reading the sync state...")
+    links = ops.read_links(config, entity)
+    return ops.compare(rows, records, links, mapper, cfg.natural_key)
+
+
+def _repair_lines(
+    entity: str, report: Report, sent: int, failed: list[tuple[str, str]]
+) -> list[str]:
+    """What ``--repair`` did, for the human report: records sent, ids not sent and why."""
+    lines = [
+        f"\nrepair: sent {sent} trigger record(s) for missing_external and differs; "
+        f"run `cdcsync reconcile {entity}` again once the worker processed them"
+    ]
+    lines += [f"  not sent {eid}: {why}" for eid, why in failed]
+    if report.missing_source:
+        lines.append(f"  {len(report.missing_source)} missing_source left as they are")
+    return lines
 
 
 def register(app: faust.App, config: Config) -> None:
@@ -151,26 +183,8 @@ def register(app: faust.App, config: Config) -> None:
         worker re-checks and repairs them (run reconcile again to verify). Exit
         status 3 when the sides differ. Reads only: no worker needed without --repair.
         """
-        from cdcsync.mappers.loader import build_mapper
-        from cdcsync.operators import reconcile as ops
-        from cdcsync.operators.common import entity_config
-
         with failing_cleanly("reconcile"):
-            cfg = entity_config(config, entity)
-            mapper = build_mapper(
-                cfg.mapping, cfg.mapper, cfg.mapper_options, where=f"entities.{entity}"
-            )
-            # Objects first, the state last: an event in flight meanwhile then shows as
-            # missing_external (a re-check repairs it harmlessly), never as missing_source.
-            _note(f"listing external objects of {entity}...")
-            records = await ops.list_external(
-                config, entity, on_record=_counter("external objects listed")
-            )
-            _note(f"{len(records)} external objects; reading the rows...")
-            rows = ops.read_rows(config, entity)
-            _note(f"{len(rows)} rows; reading the sync state...")
-            links = ops.read_links(config, entity)
-            report = ops.compare(rows, records, links, mapper, cfg.natural_key)
+            report = await _compare_sides(config, entity)
             sent, failed = 0, list[tuple[str, str]]()
             todo = report.repairable() if repair_ else []
             if todo:
@@ -186,13 +200,7 @@ def register(app: faust.App, config: Config) -> None:
             if report.clean:
                 lines.append("\nboth sides are equal")
             if repair_:
-                lines.append(
-                    f"\nrepair: sent {sent} trigger record(s) for missing_external and differs; "
-                    f"run `cdcsync reconcile {entity}` again once the worker processed them"
-                )
-                lines += [f"  not sent {eid}: {why}" for eid, why in failed]
-                if report.missing_source:
-                    lines.append(f"  {len(report.missing_source)} missing_source left as they are")
+                lines += _repair_lines(entity, report, sent, failed)
             self.say("\n".join(lines))
         if not report.clean:
             raise SystemExit(DRIFT_EXIT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -11,15 +12,28 @@ from faust.cli import argument, option
 
 from cdcsync.operators import dlq as dead_letters
 from cdcsync.operators.common import OffsetRange, OperatorError, render_table
+from cdcsync.operators.replay import replay as run_replay
+from cdcsync.operators.resync import resync as run_resync
 from cdcsync.operators.timeparse import format_ms
+from cdcsync.operators.trigger import trigger as run_trigger
 from cdcsync.schemas.config import Config
 from cdcsync.streams.commands.support import emit_json, failing_cleanly, parse_opt_time, progress
 
 __all__ = ["register"]
 
+Say = Callable[[str], None]
+
 
 def register(app: faust.App, config: Config) -> None:
     """Attach ``replay``, ``resync``, ``dlq`` and ``trigger`` to ``app``."""
+    _register_replay(app, config)
+    _register_resync(app, config)
+    _register_dlq(app, config)
+    _register_trigger(app, config)
+
+
+def _register_replay(app: faust.App, config: Config) -> None:
+    """``replay``: re-publish a time range of an entity topic into it."""
 
     @app.command(
         argument("entity"),
@@ -50,8 +64,6 @@ def register(app: faust.App, config: Config) -> None:
         Tombstones and earlier replay copies are left out. The worker keeps
         running and processes the copies in order with everything else.
         """
-        from cdcsync.operators.replay import replay as run_replay
-
         with failing_cleanly("replay"), contextlib.ExitStack() as stack:
 
             def on_plan(ranges: list[OffsetRange]) -> Any:
@@ -71,6 +83,10 @@ def register(app: faust.App, config: Config) -> None:
             )
         self.say(report.summary())
 
+
+def _register_resync(app: faust.App, config: Config) -> None:
+    """``resync``: a Debezium incremental snapshot of an entity's rows."""
+
     @app.command(
         argument("entity"),
         option("--filter", "sql_filter", default=None, help="SQL condition on the table's rows"),
@@ -87,8 +103,6 @@ def register(app: faust.App, config: Config) -> None:
         every matching row has arrived as a snapshot record. Example:
         cdcsync resync contact --filter "email LIKE '%@example.org'"
         """
-        from cdcsync.operators.resync import resync as run_resync
-
         with failing_cleanly("resync"), contextlib.ExitStack() as stack:
             report = run_resync(
                 config,
@@ -109,6 +123,10 @@ def register(app: faust.App, config: Config) -> None:
                 err=True,
             )
             raise SystemExit(2)
+
+
+def _register_dlq(app: faust.App, config: Config) -> None:
+    """``dlq``: list, show or redrive dead letters."""
 
     @app.command(
         argument("action", type=click.Choice(["list", "show", "redrive"])),
@@ -137,34 +155,48 @@ def register(app: faust.App, config: Config) -> None:
             )
             dead_letters.mark_redriven(config, letters)
             if action == "list":
-                rows = [
-                    (
-                        e.mark,
-                        format_ms(e.letter.failed_ms),
-                        e.letter.entity,
-                        e.letter.entity_id or "-",
-                        e.letter.reason,
-                        e.letter.attempts,
-                        "yes" if e.redriven else "",
-                        e.letter.error[:70],
-                    )
-                    for e in letters
-                ]
-                head = ("at", "failed", "entity", "id", "reason", "tries", "redriven", "error")
-                self.say(render_table(head, rows))
-                self.say(f"{len(letters)} dead letters")
+                _list_letters(letters, self.say)
             elif action == "show":
                 emit_json([dead_letters.show(e) for e in letters])
             else:
-                if not letters:
-                    raise OperatorError("no dead letters match; `cdcsync dlq list` shows them")
-                with progress("redriving", len(letters)) as advance:
-                    report = dead_letters.redrive(config, letters, force=force, advance=advance)
-                self.say(report.summary())
-                for entry, why in report.skipped:
-                    self.say(
-                        f"  {entry.mark} {entry.letter.entity} {entry.letter.entity_id}: {why}"
-                    )
+                _redrive_letters(config, letters, force=force, say=self.say)
+
+
+def _list_letters(letters: list[dead_letters.Letter], say: Say) -> None:
+    """``dlq list``: one table line per dead letter, then how many."""
+    rows = [
+        (
+            e.mark,
+            format_ms(e.letter.failed_ms),
+            e.letter.entity,
+            e.letter.entity_id or "-",
+            e.letter.reason,
+            e.letter.attempts,
+            "yes" if e.redriven else "",
+            e.letter.error[:70],
+        )
+        for e in letters
+    ]
+    head = ("at", "failed", "entity", "id", "reason", "tries", "redriven", "error")
+    say(render_table(head, rows))
+    say(f"{len(letters)} dead letters")
+
+
+def _redrive_letters(
+    config: Config, letters: list[dead_letters.Letter], *, force: bool, say: Say
+) -> None:
+    """``dlq redrive``: re-publish each letter with a progress bar, then say what was skipped."""
+    if not letters:
+        raise OperatorError("no dead letters match; `cdcsync dlq list` shows them")
+    with progress("redriving", len(letters)) as advance:
+        report = dead_letters.redrive(config, letters, force=force, advance=advance)
+    say(report.summary())
+    for entry, why in report.skipped:
+        say(f"  {entry.mark} {entry.letter.entity} {entry.letter.entity_id}: {why}")
+
+
+def _register_trigger(app: faust.App, config: Config) -> None:
+    """``trigger``: publish one entity's current row so it syncs now."""
 
     @app.command(argument("entity"), argument("entity_id"))
     async def trigger(self: Any, entity: str, entity_id: str) -> None:
@@ -173,8 +205,6 @@ def register(app: faust.App, config: Config) -> None:
         The record is keyed exactly like Debezium's, so it is processed in order
         with the entity's other changes; `cdcsync status ENTITY ID` shows the outcome.
         """
-        from cdcsync.operators.trigger import trigger as run_trigger
-
         with failing_cleanly("trigger"):
             sent = run_trigger(config, entity, entity_id)
         self.say(f"{entity} {entity_id}: published to {sent.topic}[{sent.partition}]@{sent.offset}")
