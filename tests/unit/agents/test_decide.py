@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from cdcsync.agents.decide import decide, newer_side, row_matches
+from cdcsync.agents.change import RawEvent
+from cdcsync.agents.decide import (
+    coalescible_update,
+    conflict_winner,
+    decide,
+    newer_side,
+    row_matches,
+)
 from cdcsync.errors import MappingError
 from cdcsync.mappers.fieldmap import FieldMap, payload_hash
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import ChangeEvent, ExternalChange
+from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import SyncState
 
 MAP = FieldMap({"firstName": "first_name", "email": "email"})
@@ -361,3 +370,48 @@ def test_row_filter():
     assert row_matches({"kind": "a", "x": 1}, {"kind": ["a", "b"], "x": 1})
     assert not row_matches({"kind": "c"}, {"kind": ["a", "b"]})
     assert row_matches({}, {})
+
+
+@pytest.mark.parametrize(
+    ("policy", "source_row", "target", "winner"),
+    [
+        ("source_wins", {"updated": 1}, {"modified": 2}, "source"),
+        ("target_wins", {"updated": 2}, {"modified": 1}, "target"),
+        ("manual", None, None, "manual"),
+        ("newest_wins", {"updated": "2026-01-01T00:00:00Z"}, {"modified": "2026-01-02"}, "target"),
+        ("newest_wins", {"updated": "2026-01-03T00:00:00Z"}, {"modified": "2026-01-02"}, "source"),
+        # a missing or unreadable timestamp: the source wins
+        ("newest_wins", {"updated": "2026-01-01"}, {}, "source"),
+        ("newest_wins", None, {"modified": "not a date"}, "source"),
+    ],
+)
+def test_conflict_winner(policy, source_row, target, winner):
+    policies = config(
+        policies={"conflict": policy, "source_timestamp": "updated", "target_timestamp": "modified"}
+    ).policies
+    assert conflict_winner(policies, source_row, target) == winner
+
+
+def _raw(value: dict[str, Any] | None, *, key: bytes | None = b'{"id":1}') -> RawEvent:
+    position = SourcePosition(topic="t", partition=0, offset=1)
+    return RawEvent(key, json.dumps(value).encode() if value else None, position, 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "overrides", "coalescible"),
+    [
+        ({"op": "u", "before": ROW, "after": ROW, "source": {}}, {}, True),
+        ({"op": "c", "before": None, "after": ROW, "source": {}}, {}, False),
+        ({"op": "d", "before": ROW, "after": None, "source": {}}, {}, False),
+        ({"op": "u", "before": ROW, "after": ROW, "source": {}}, {"watch": ["email"]}, False),
+        ({"origin": "external", "change": "upsert", "external_id": "x1"}, {}, False),
+        ({"command": "retry"}, {}, False),
+        (None, {}, False),  # a tombstone
+        ({"op": "u"}, {}, False),  # malformed: the agent dead-letters it later
+    ],
+)
+def test_only_plain_source_updates_coalesce(value, overrides, coalescible):
+    change = coalescible_update(_raw(value), config(**overrides))
+    assert (change is not None) is coalescible
+    if coalescible:
+        assert change.entity_id == "1" and change.after == ROW
