@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 import yaml
+from psycopg import sql
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.refapi.server import run_in_thread
@@ -162,3 +163,37 @@ def external(api: str) -> Iterator[Api]:
     client = Api(api)
     yield client
     client.client.close()
+
+
+@pytest.fixture(scope="module")
+def dsn(request: pytest.FixtureRequest) -> str:
+    """The stack's DSN; starts the stack only if PostgreSQL is not already answering."""
+    settings = StackSettings()
+    try:
+        psycopg.connect(settings.pg_dsn(), connect_timeout=3).close()
+    except psycopg.OperationalError:
+        request.getfixturevalue("running_stack")
+    return settings.pg_dsn()
+
+
+@pytest.fixture
+def scratch_table(dsn: str) -> Iterator[Callable[[str, str], str]]:
+    """``create(prefix, columns)``: a table ``public.<prefix>_<random>``, dropped after the test.
+
+    ``columns`` is the column list of ``CREATE TABLE``, as SQL.
+    """
+    created: list[sql.Identifier] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+
+        def create(prefix: str, columns: str) -> str:
+            name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+            ident = sql.Identifier("public", name)
+            conn.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(columns)))
+            created.append(ident)
+            return name
+
+        try:
+            yield create
+        finally:
+            for ident in created:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
