@@ -27,6 +27,7 @@ from cdcsync.schemas.events import (
     Notification,
     SyncResult,
 )
+from cdcsync.sinks.registry import default_registry
 
 __all__ = ["CONTRACTS", "Contract", "export_schemas", "json_schema"]
 
@@ -106,8 +107,6 @@ def _describe_provider_settings(schema: dict[str, Any]) -> None:
     so editors complete and check them. Required settings are not required
     here: an integration may leave some to its entities.
     """
-    from cdcsync.sinks.registry import default_registry
-
     defs = schema.setdefault("$defs", {})
     branches = []
     broken: dict[str, str] = {}

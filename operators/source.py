@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from cdcsync.operators.common import OperatorError
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.values import debezium_row, debezium_value
 
@@ -92,8 +93,6 @@ def fetch_row(dsn: str, schema: str, table: str, key: str, entity_id: str) -> di
     """The row whose ``key`` column equals ``entity_id``, or ``None``."""
     import psycopg
     from psycopg.rows import dict_row
-
-    from cdcsync.operators.common import OperatorError
 
     try:
         with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
