@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cdcsync.sinks.transport import make_transport
+from cdcsync.sinks.delivery.transport import make_transport
 
 __all__ = ["BaselineRun", "run_baseline"]
 

@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cdcsync.errors import ConfigurationError
-from cdcsync.sinks.audit import Auditor
 from cdcsync.sinks.base import Sink
+from cdcsync.sinks.delivery.audit import Auditor
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -52,7 +52,7 @@ class ProviderContext:
     integration: str | None = None
     #: The configuration's non-secret parameters.
     params: Mapping[str, Any] = field(default_factory=dict)
-    #: Receives one record per outgoing call (``sinks.audit``); ``None``: no audit trail.
+    #: Receives one record per outgoing call (``sinks.delivery.audit``); ``None``: no audit trail.
     auditor: Auditor | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 

@@ -14,9 +14,9 @@ from pydantic import BaseModel, SecretStr
 
 from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import ResolvedTarget
-from cdcsync.sinks.audit import Auditor
 from cdcsync.sinks.base import Sink
-from cdcsync.sinks.bulk import BatchingSink
+from cdcsync.sinks.delivery.audit import Auditor
+from cdcsync.sinks.delivery.bulk import BatchingSink
 from cdcsync.sinks.registry import ProviderContext, SinkRegistry, default_registry
 from cdcsync.sinks.secrets import resolve_secrets
 
@@ -72,7 +72,7 @@ def build_target(
 ) -> Sink:
     """Read the target's secrets and build its sink; every problem names ``where``.
 
-    A sink with a bulk form comes wrapped in :class:`~cdcsync.sinks.bulk.BatchingSink`.
+    A sink with a bulk form comes wrapped in :class:`~cdcsync.sinks.delivery.bulk.BatchingSink`.
     """
     check_target(target, where=where, registry=registry)
     secrets = resolve_secrets(target.secrets, where=f"{where}.secrets", environ=environ)

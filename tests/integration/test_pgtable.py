@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -23,7 +23,7 @@ from cdcsync.errors import (
 )
 from cdcsync.schemas.events import AuditRecord
 from cdcsync.sinks.base import CallCounter, call_counter
-from cdcsync.sinks.pgtable import PgTableSettings, PgTableSink
+from cdcsync.sinks.providers.postgres import PgTableSettings, PgTableSink
 from cdcsync.sinks.registry import ProviderContext, SinkRegistry
 from cdcsync.stack.settings import StackSettings
 
@@ -44,38 +44,18 @@ class ListAuditor:
         return records
 
 
-@pytest.fixture(scope="module")
-def dsn(request: pytest.FixtureRequest) -> str:
-    """The stack's DSN; starts the stack only if PostgreSQL is not already answering."""
-    settings = StackSettings()
-    try:
-        psycopg.connect(settings.pg_dsn(), connect_timeout=3).close()
-    except psycopg.OperationalError:
-        request.getfixturevalue("running_stack")
-    return settings.pg_dsn()
-
-
 @pytest.fixture
-def table(dsn: str) -> Iterator[str]:
-    name = f"pgtable_it_{uuid.uuid4().hex[:10]}"
-    ident = sql.Identifier("public", name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL(
-                """CREATE TABLE {} (
-                    id bigserial PRIMARY KEY,
-                    email text,
-                    name text,
-                    score numeric(10, 2),
-                    data jsonb,
-                    region text
-                )"""
-            ).format(ident)
-        )
-        try:
-            yield name
-        finally:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+def table(scratch_table: Callable[[str, str], str]) -> str:
+    """A scratch table of its own (``dsn`` and ``scratch_table`` are in conftest.py)."""
+    return scratch_table(
+        "pgtable_it",
+        """id bigserial PRIMARY KEY,
+        email text,
+        name text,
+        score numeric(10, 2),
+        data jsonb,
+        region text""",
+    )
 
 
 @pytest.fixture

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from cdcsync.errors import (
     ConfigurationError,
@@ -19,8 +18,7 @@ from cdcsync.errors import (
     SinkTransientError,
 )
 from cdcsync.mappers import FieldMap, PersonCompanyMapper
-from cdcsync.sinks.postgres import PostgresWriter
-from cdcsync.stack.settings import StackSettings
+from cdcsync.sinks.writeback import PostgresWriter
 
 ALLOWED = [
     "email",
@@ -37,49 +35,29 @@ ALLOWED = [
 STATUS = ["sync_status", "sync_external_id", "sync_at", "sync_error", "sync_attempts"]
 
 
-@pytest.fixture(scope="module")
-def dsn(request: pytest.FixtureRequest) -> str:
-    """The stack's DSN; starts the stack only if PostgreSQL is not already answering."""
-    settings = StackSettings()
-    try:
-        psycopg.connect(settings.pg_dsn(), connect_timeout=3).close()
-    except psycopg.OperationalError:
-        request.getfixturevalue("running_stack")
-    return settings.pg_dsn()
-
-
 @pytest.fixture
-def table(dsn: str) -> Iterator[str]:
-    name = f"it_pgwriter_{uuid.uuid4().hex[:10]}"
-    ident = sql.Identifier("public", name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL(
-                """CREATE TABLE {} (
-                    id bigserial PRIMARY KEY,
-                    email text NOT NULL UNIQUE,
-                    first_name text,
-                    last_name text,
-                    company_name text,
-                    tags text[],
-                    score numeric(10, 2),
-                    ref uuid,
-                    active boolean,
-                    n integer,
-                    data jsonb,
-                    updated_at timestamptz NOT NULL DEFAULT now(),
-                    sync_status text,
-                    sync_external_id text,
-                    sync_at timestamptz,
-                    sync_error text,
-                    sync_attempts integer
-                )"""
-            ).format(ident)
-        )
-        try:
-            yield name
-        finally:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+def table(scratch_table: Callable[[str, str], str]) -> str:
+    """A scratch table of its own (``dsn`` and ``scratch_table`` are in conftest.py)."""
+    return scratch_table(
+        "it_pgwriter",
+        """id bigserial PRIMARY KEY,
+        email text NOT NULL UNIQUE,
+        first_name text,
+        last_name text,
+        company_name text,
+        tags text[],
+        score numeric(10, 2),
+        ref uuid,
+        active boolean,
+        n integer,
+        data jsonb,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        sync_status text,
+        sync_external_id text,
+        sync_at timestamptz,
+        sync_error text,
+        sync_attempts integer""",
+    )
 
 
 @pytest.fixture

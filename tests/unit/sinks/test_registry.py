@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cdcsync.errors import ConfigurationError
 from cdcsync.sinks.base import ExternalRecord, Sink
+from cdcsync.sinks.providers.rest import RestSettings, RestSink
 from cdcsync.sinks.registry import (
     ENTRY_POINT_GROUP,
     Provider,
@@ -19,7 +20,6 @@ from cdcsync.sinks.registry import (
     default_registry,
     settings_model,
 )
-from cdcsync.sinks.rest import RestSettings, RestSink
 
 TOKEN_ENV = "CDCSYNC_TEST_REGISTRY_TOKEN"
 REST = {
@@ -147,7 +147,7 @@ def _plugin(name: str, value: str) -> EntryPoint:
 
 def test_a_registry_with_an_object_and_an_entry_point() -> None:
     registry = SinkRegistry(
-        {"memory": MEMORY}, plugins=[_plugin("rest", "cdcsync.sinks.rest:provider")]
+        {"memory": MEMORY}, plugins=[_plugin("rest", "cdcsync.sinks.providers.rest:provider")]
     )
     assert registry.names() == ["memory", "rest"]
     sink = registry.build("memory", {"object_type": "case"})
@@ -171,8 +171,11 @@ def test_the_installed_providers_are_found_by_entry_point() -> None:
     ("value", "problem"),
     [
         ("cdcsync.sinks.no_such_module:provider", "cannot be loaded: No module named"),
-        ("cdcsync.sinks.rest:RestSettings", "is a ModelMetaclass, not a cdcsync.sinks.Provider"),
-        ("cdcsync.sinks.rest:provider", "calls itself 'rest'; the names must match"),
+        (
+            "cdcsync.sinks.providers.rest:RestSettings",
+            "is a ModelMetaclass, not a cdcsync.sinks.Provider",
+        ),
+        ("cdcsync.sinks.providers.rest:provider", "calls itself 'rest'; the names must match"),
     ],
 )
 def test_a_broken_plugin_names_its_entry_point(value: str, problem: str) -> None:

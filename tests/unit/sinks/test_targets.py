@@ -12,7 +12,7 @@ from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import ResolvedTarget, SecretRef
 from cdcsync.schemas.events import AuditRecord
 from cdcsync.sinks.base import CallCounter, call_counter
-from cdcsync.sinks.rest import RestSink
+from cdcsync.sinks.providers.rest import RestSink
 from cdcsync.sinks.secrets import resolve_secrets
 from cdcsync.sinks.targets import build_target, check_target
 

@@ -10,16 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from cdcsync.errors import ConfigurationError
-from cdcsync.sinks.pgtable import (
-    PgTableSettings,
-    PgTableSink,
-    audit_body,
+from cdcsync.sinks.providers.postgres import PgTableSettings, PgTableSink, provider
+from cdcsync.sinks.providers.postgres.sink import audit_body
+from cdcsync.sinks.providers.postgres.statements import (
     delete_row_sql,
     find_sql,
     get_sql,
     insert_row_sql,
     page_sql,
-    provider,
     update_row_sql,
     version_sql,
 )

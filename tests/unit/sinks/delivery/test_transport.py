@@ -6,7 +6,7 @@ import aiohttp
 import httpx
 import pytest
 
-from cdcsync.sinks.transport import classify
+from cdcsync.sinks.delivery.transport import classify
 
 
 def _mapped(httpx_class: type[httpx.HTTPError], cause: BaseException) -> httpx.HTTPError:

@@ -4,9 +4,9 @@
 by key, and writes the optional sync-status columns. Statements are built from
 ``psycopg.sql`` identifiers and ``%s`` placeholders only (see the ``*_sql``
 functions, unit-tested without a server); only configured columns are ever
-written. Failures are translated at this boundary: a lost connection is a
-``SinkTransientError`` (the next call reconnects), a refused statement a
-``SinkPermanentError`` naming the table and columns, never values or the DSN.
+written. The connection, its reconnects and the translation of failures are
+:class:`~cdcsync.sinks.delivery.pgconnection.PostgresConnection`'s, which the
+writer extends.
 
 Rows come back as dicts shaped like Debezium's ``after`` image for text, integer,
 boolean and array columns (str, int, bool, list). With this project's connector
@@ -22,48 +22,32 @@ column type. Dict values written to a column are sent as ``jsonb``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from decimal import Decimal
-from typing import Any, TypeVar
-from uuid import UUID
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from cdcsync.errors import (
-    ConfigurationError,
-    MappingError,
-    SinkError,
-    SinkPermanentError,
-    SinkTransientError,
+from cdcsync.errors import ConfigurationError, SinkPermanentError
+from cdcsync.sinks.delivery.pgconnection import (
+    Conn,
+    PostgresConnection,
+    adapt,
+    checked_columns,
+    json_friendly,
 )
 
 __all__ = [
     "PostgresWriter",
-    "adapt",
-    "checked_columns",
     "columns_sql",
     "delete_sql",
     "insert_sql",
-    "json_friendly",
     "keys_sql",
     "select_sql",
     "update_sql",
 ]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Conn = psycopg.AsyncConnection[dict[str, Any]]
-
-#: SQLSTATE classes whose primary message names objects but never values:
-#: 23 integrity (values are only in DETAIL), 42 syntax / undefined objects.
-_SAFE_MESSAGE_CLASSES = ("23", "42")
 
 
 # -- statements (pure) -------------------------------------------------------------------
@@ -123,45 +107,14 @@ def columns_sql() -> sql.SQL:
     )
 
 
-def checked_columns(values: Mapping[str, Any], allowed: Collection[str], what: str) -> list[str]:
-    """The columns of ``values`` in a stable order; MappingError if one is not ``allowed``."""
-    refused = sorted(c for c in values if c not in allowed)
-    if refused:
-        raise MappingError(
-            f"{what}: column(s) {refused} are not allowed to be written; allowed: {sorted(allowed)}"
-        )
-    return list(values)
-
-
-def adapt(value: Any) -> Any:
-    """A value ready for a placeholder: dicts (and lists holding dicts) go as ``jsonb``."""
-    if isinstance(value, dict) or (
-        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
-    ):
-        return Jsonb(value)
-    return value
-
-
-def json_friendly(value: Any) -> Any:
-    """Decimal -> plain string, UUID -> string, recursively in lists; the rest unchanged."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, list):
-        return [json_friendly(v) for v in value]
-    return value
-
-
 # -- the writer --------------------------------------------------------------------------
 
 
-class PostgresWriter:
+class PostgresWriter(PostgresConnection):
     """Writes one table by key over one async connection, shared by concurrent callers.
 
-    Calls are serialised by a lock; a connection found broken is replaced on the
-    next call, and idempotent calls retry once on a fresh connection when a
-    reused one turns out to be dead (e.g. after a server restart).
+    The connection (its lock, reconnects and error translation) is the
+    :class:`PostgresConnection` it extends; only configured columns are written.
     """
 
     def __init__(
@@ -175,38 +128,12 @@ class PostgresWriter:
         status_columns: Collection[str] = (),
         connect_timeout: float = 10.0,
     ) -> None:
-        try:
-            params = conninfo_to_dict(dsn)
-        except psycopg.Error:
-            raise ConfigurationError(
-                f"PostgreSQL {schema}.{table}: the connection string is invalid"
-            ) from None
-        self._dsn = dsn
-        self._secrets = [s for s in (dsn, str(params.get("password") or "")) if s]
-        self._where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"
+        super().__init__(dsn, name=f"{schema}.{table}", connect_timeout=connect_timeout)
         self.table = table
         self.schema = schema
         self.key_column = key_column
         self.allowed_columns = frozenset(allowed_columns)
         self.status_columns = frozenset(status_columns)
-        self.connect_timeout = connect_timeout
-        self.name = f"{schema}.{table}"
-        self._conn: Conn | None = None
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return f"PostgresWriter({self.name} at {self._where})"
-
-    async def __aenter__(self) -> PostgresWriter:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection; the next call opens a new one."""
-        async with self._lock:
-            await self._drop()
 
     # -- operations ----------------------------------------------------------------------
 
@@ -309,92 +236,3 @@ class PostgresWriter:
     async def _count(conn: Conn, query: sql.Composed, params: Sequence[Any]) -> int:
         cur = await conn.execute(query, params)
         return int(cur.rowcount)
-
-    async def run(
-        self,
-        action: str,
-        columns: Sequence[str],
-        op: Callable[[Conn], Awaitable[T]],
-        *,
-        idempotent: bool = True,
-    ) -> T:
-        """Run ``op`` on the shared connection; reconnect once if ``idempotent``; translate errors.
-
-        ``action`` and ``columns`` name the statement in error messages (never values).
-        """
-        async with self._lock:
-            for attempt in (1, 2):
-                fresh = self._conn is None or self._conn.closed or self._conn.broken
-                try:
-                    conn = await self._connection()
-                    return await op(conn)
-                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    await self._drop()
-                    if attempt == 1 and idempotent and not fresh:
-                        logger.info("%s: %s on a stale connection; reconnecting", self, action)
-                        continue
-                    raise self._translate(exc, action, columns) from None
-                except psycopg.Error as exc:
-                    if isinstance(exc, psycopg.InternalError):
-                        await self._drop()
-                    raise self._translate(exc, action, columns) from None
-            raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _connection(self) -> Conn:
-        conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
-        await self._drop()
-        self._conn = await psycopg.AsyncConnection.connect(
-            self._dsn,
-            autocommit=True,
-            row_factory=dict_row,
-            connect_timeout=max(1, round(self.connect_timeout)),
-        )
-        logger.debug("%s: connected", self)
-        return self._conn
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            try:
-                await conn.close()
-            except psycopg.Error:  # closing a broken connection may fail too
-                logger.debug("%s: error while closing", self, exc_info=True)
-
-    def _translate(self, exc: psycopg.Error, action: str, columns: Sequence[str]) -> SinkError:
-        """The SinkError for ``exc``: transient for connection trouble, permanent otherwise."""
-        where = f"PostgreSQL {self.name}: {action} failed"
-        if isinstance(
-            exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.InternalError
-        ):
-            first = self._redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-            detail = f"{type(exc).__name__}" + (f": {first}" if first else "")
-            logger.warning("%s (%s)", where, detail)
-            return SinkTransientError(f"{where} ({detail}); will reconnect")
-        diag = exc.diag
-        sqlstate = exc.sqlstate
-        parts = [type(exc).__name__]
-        if sqlstate:
-            parts.append(f"SQLSTATE {sqlstate}")
-        if diag.column_name:
-            parts.append(f"column {diag.column_name!r}")
-        elif columns:
-            parts.append(f"columns written {list(columns)}")
-        if diag.constraint_name:
-            parts.append(f"constraint {diag.constraint_name!r}")
-        if diag.datatype_name:
-            parts.append(f"type {diag.datatype_name!r}")
-        if diag.message_primary and (sqlstate or "")[:2] in _SAFE_MESSAGE_CLASSES:
-            parts.append(self._redact(diag.message_primary))
-        elif sqlstate is None and isinstance(exc, psycopg.ProgrammingError) and str(exc):
-            # raised by psycopg itself (e.g. "cannot adapt type 'set'"): names types, not values
-            parts.append(self._redact(str(exc).splitlines()[0]))
-        message = f"{where}: " + "; ".join(parts)
-        logger.warning("%s", message)
-        return SinkPermanentError(message)
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text

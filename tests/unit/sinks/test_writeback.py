@@ -18,14 +18,12 @@ from cdcsync.errors import (
     SinkPermanentError,
     SinkTransientError,
 )
-from cdcsync.sinks.postgres import (
+from cdcsync.sinks.delivery.pgconnection import adapt, checked_columns, json_friendly
+from cdcsync.sinks.writeback import (
     PostgresWriter,
-    adapt,
-    checked_columns,
     columns_sql,
     delete_sql,
     insert_sql,
-    json_friendly,
     select_sql,
     update_sql,
 )

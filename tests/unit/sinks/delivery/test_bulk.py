@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import pytest
 
 from cdcsync.errors import SinkConflictError, SinkPermanentError, SinkTransientError
-from cdcsync.refapi import RefApi, serve
+from cdcsync.refapi import RefApi
 from cdcsync.sinks.base import BulkWrite, CallCounter, ExternalRecord, call_counter
-from cdcsync.sinks.bulk import BatchingSink
-from cdcsync.sinks.rest import RestSettings, RestSink
+from cdcsync.sinks.delivery.bulk import BatchingSink
+from cdcsync.sinks.providers.rest import RestSettings, RestSink
 
 TOKEN = "bulk-test-token-5c2e9"
 PATH = "/api/v1/contacts"
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[RefApi]:
-    async with serve(port=0, token=TOKEN) as server:
-        yield server
+def api_token() -> str:
+    """The token the reference API (``api``, in conftest.py) accepts."""
+    return TOKEN
 
 
 def _rest(api: RefApi, **overrides: Any) -> RestSink:

@@ -23,9 +23,10 @@ from cdcsync.errors import (
     SinkPermanentError,
     SinkTransientError,
 )
-from cdcsync.refapi import RefApi, serve
+from cdcsync.refapi import RefApi
 from cdcsync.sinks.base import CallCounter, ExternalRecord, call_counter
-from cdcsync.sinks.rest import RestSettings, RestSink, parse_retry_after
+from cdcsync.sinks.delivery.ratelimit import parse_retry_after
+from cdcsync.sinks.providers.rest import RestSettings, RestSink
 
 TOKEN = "s3cr3t-token-for-tests-7f1c"
 TOKEN_ENV = "CDCSYNC_TEST_API_TOKEN"
@@ -52,9 +53,9 @@ def _mock_sink(handler: Callable[[httpx.Request], httpx.Response], **overrides: 
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[RefApi]:
-    async with serve(port=0, token=TOKEN) as server:
-        yield server
+def api_token() -> str:
+    """The token the reference API (``api``, in conftest.py) accepts."""
+    return TOKEN
 
 
 @pytest.fixture

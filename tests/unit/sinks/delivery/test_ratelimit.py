@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cdcsync.errors import ConfigurationError, SinkTransientError
-from cdcsync.sinks.ratelimit import (
+from cdcsync.sinks.delivery.ratelimit import (
     DEFAULT_429_PAUSE_S,
     MAX_PAUSE_S,
     WORKERS_ENV,
@@ -27,7 +27,7 @@ from cdcsync.sinks.ratelimit import (
     TokenBucket,
     resolve_workers,
 )
-from cdcsync.sinks.rest import RestSettings, RestSink
+from cdcsync.sinks.providers.rest import RestSettings, RestSink
 
 TOKEN_ENV = "CDCSYNC_TEST_API_TOKEN"
 
@@ -161,7 +161,7 @@ def test_each_worker_takes_an_equal_share_of_the_budget() -> None:
 def test_fewer_concurrent_calls_than_workers_still_leaves_one_each(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="cdcsync.sinks.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="cdcsync.sinks.delivery.ratelimit"):
         limiter = RateLimiter.for_worker(rate_limit_rps=None, max_concurrency=2, workers=4)
     assert limiter.max_concurrency == 1
     assert "up to 4 calls" in caplog.text
