@@ -30,10 +30,10 @@ from typing import Any
 
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync
-from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.testing.events import Feed, Partition, Topics
 from cdcsync.testing.sinks import MemorySink, MemoryWriter
+from cdcsync.testing.world import entity_sync
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = (ROOT / "testing", ROOT / "scripts")
@@ -116,11 +116,8 @@ def _world() -> tuple[EntitySync, Partition, MemorySink, MemoryWriter]:
         target={"provider": "memory"},
         source={"table": "contact"},
     )
-    sync = EntitySync(
-        entity="contact", config=config, mapper=FieldMap(config.mapping),
-        sink_factory=lambda: sink, writer_factory=lambda: writer, table={}, refs={},
-        topics=Topics(part, part, part, part, part),
-    )  # fmt: skip
+    topics = Topics(part, part, part, part, part)
+    sync = entity_sync(config, sink=sink, writer=writer, topics=topics)
     return sync, part, sink, writer
 
 

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for tests: a sink and a source writer that keep their objects in dicts.
+"""In-memory stand-ins for tests: a sink, a source writer, fake events and sample events.
 
 For unit tests of mappers, decisions and agents, here and in users' projects;
 integration tests use the real stack instead.

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from cdcsync.schemas.events import DeadLetter, RawRecord, SourcePosition, SyncResult
 from cdcsync import metrics
-
-POS = SourcePosition(topic="cdcsync.contact", partition=0, offset=1)
+from cdcsync.testing.samples import dead_letter, sync_result
 
 
 def value(name: str, **labels: str) -> float:
@@ -14,33 +12,14 @@ def value(name: str, **labels: str) -> float:
 
 def test_results_count_by_entity_and_action_with_latency():
     before = value("cdcsync_events_total", entity="m-test", action="create")
-    result = SyncResult(
-        entity="m-test",
-        entity_id="1",
-        op="create",
-        action="create",
-        reason="new row",
-        source=POS,
-        received_ms=0,
-        completed_ms=1,
-        latency_ms=250.0,
-    )
+    result = sync_result(entity="m-test", latency_ms=250.0)
     metrics.observe_result(result)
     assert value("cdcsync_events_total", entity="m-test", action="create") == before + 1
     assert value("cdcsync_sync_latency_seconds_sum", entity="m-test", action="create") >= 0.25
 
 
 def test_dead_letters_retries_and_api_calls():
-    letter = DeadLetter(
-        entity="m-test",
-        entity_id="1",
-        reason="schema",
-        error_type="SchemaError",
-        error="x",
-        source=POS,
-        original=RawRecord.from_bytes(b"k", b"v"),
-        failed_ms=1,
-    )
+    letter = dead_letter(entity="m-test")
     metrics.observe_dead_letter(letter)
     metrics.observe_retry("m-test")
     metrics.observe_api_call("m-test", "put", 0.02)

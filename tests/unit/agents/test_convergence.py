@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync
-from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import encode_key
 from cdcsync.testing.events import Partition, Topics, debezium_value
 from cdcsync.testing.sinks import MemorySink, MemoryWriter
+from cdcsync.testing.world import entity_sync
 
 IDS = ["1", "2", "3"]
 NAMES = ["Ada", "Bo", "Cy", "Di"]
@@ -40,16 +40,8 @@ def world(policy: str) -> tuple[EntitySync, Poller, Partition, MemorySink, Memor
         source={"table": "t"},
         policies={"conflict": policy},
     )
-    sync = EntitySync(
-        entity="t",
-        config=config,
-        mapper=FieldMap(config.mapping),
-        sink_factory=lambda: sink,
-        writer_factory=lambda: writer,
-        table={},
-        refs={},
-        topics=Topics(queue, queue, queue, queue, queue),
-    )
+    topics = Topics(queue, queue, queue, queue, queue)
+    sync = entity_sync(config, sink=sink, writer=writer, topics=topics, entity="t")
     return sync, Poller(sync.entity, sync.applier, queue, sync.refs), queue, sink, writer
 
 

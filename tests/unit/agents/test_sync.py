@@ -9,10 +9,9 @@ import pytest
 from cdcsync.agents.controls import send_due_retries
 from cdcsync.agents.sync import EntitySync
 from cdcsync.errors import SinkPermanentError, SinkTransientError
-from cdcsync.mappers.fieldmap import FieldMap
 from cdcsync.schemas.config import EntityConfig
-from cdcsync.testing.events import Feed, Topic, Topics
-from cdcsync.testing.sinks import MemorySink
+from cdcsync.testing.events import Feed, Topic
+from cdcsync.testing.world import entity_sync
 
 CONFIG = EntityConfig(
     retry={"max_attempts": 3},
@@ -25,15 +24,7 @@ CONFIG = EntityConfig(
 
 @pytest.fixture
 def sync() -> EntitySync:
-    return EntitySync(
-        entity="contact",
-        config=CONFIG,
-        mapper=FieldMap(CONFIG.mapping),
-        sink_factory=MemorySink,
-        table={},
-        refs={},
-        topics=Topics(),
-    )
+    return entity_sync(CONFIG)
 
 
 ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org", "notes": ""}
@@ -251,16 +242,7 @@ async def test_an_operator_resolves_a_manual_conflict(take, expected):
     config = CONFIG.model_copy(
         update={"policies": CONFIG.policies.model_copy(update={"conflict": "manual"})}
     )
-    sync = EntitySync(
-        entity="contact",
-        config=config,
-        mapper=FieldMap(config.mapping),
-        sink_factory=lambda: sink,
-        writer_factory=lambda: writer,
-        table={},
-        refs={},
-        topics=Topics(),
-    )
+    sync = entity_sync(config, sink=sink, writer=writer)
     feed = Feed()
     writer.rows["1"] = dict(ADA)
     await sync.process(feed("c", ADA))
@@ -305,15 +287,7 @@ async def test_updates_of_a_parked_entity_queue_instead_of_coalescing(sync):
 
 async def test_watch_turns_coalescing_off():
     config = CONFIG.model_copy(update={"watch": ["first_name"]})
-    sync = EntitySync(
-        entity="contact",
-        config=config,
-        mapper=FieldMap(config.mapping),
-        sink_factory=MemorySink,
-        table={},
-        refs={},
-        topics=Topics(),
-    )
+    sync = entity_sync(config)
     feed = Feed()
     await sync.process(feed("c", ADA))
     await sync.process_batch([feed("u", {**ADA, "first_name": n}) for n in ("A2", "A3")])
