@@ -3,7 +3,9 @@
 It behaves like the CRM and case-management APIs cdcsync talks to: bearer
 auth, server-assigned ids, an opaque ``rowId`` version token, ``If-Match``,
 cursor paging with equality filters, 429/5xx under load. Records live in
-:mod:`.store`; misbehaviour on demand comes from :mod:`.faults`. The
+:mod:`.store`; misbehaviour on demand comes from :mod:`.faults` (the rules) and
+:mod:`.misbehave` (what they do); bulk writes are :mod:`.bulk`, the error answers
+:mod:`.answers`, the request counters :mod:`.stats`. The
 ``/_admin`` endpoints (stats, reset, faults, latency) and ``/ui`` pages are
 for tests and the demo and need no token.
 """
@@ -16,19 +18,28 @@ import hmac
 import html
 import json
 import logging
-import re
 import threading
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from .faults import ConnectionFault, FaultSpec, FaultTable
-from .store import InvalidCursorError, NotFoundError, PreconditionFailedError, Store
+from .answers import (
+    REFUSED,
+    BadRequestError,
+    error_response,
+    json_object,
+    record_response,
+    refusal,
+    validation_message,
+)
+from .bulk import apply_operation, operations_of
+from .faults import FaultSpec, FaultTable
+from .misbehave import break_connection, injected_response
+from .stats import Stats
+from .store import PreconditionFailedError, Store
 
 __all__ = ["API_PREFIX", "RefApi", "RefApiThread", "run_in_thread", "serve"]
 
@@ -37,37 +48,8 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-#: Most operations one ``POST /api/v1/{collection}/_bulk`` takes.
-MAX_BULK = 1000
-_API_PATH = re.compile(r"^/api/v1/(?P<collection>[^/]+)(?:/(?P<id>[^/]+))?/?$")
-_OPERATIONS = {  # (path kind, method) -> operation, for the stats
-    ("collection", "GET"): "list", ("collection", "POST"): "create",
-    ("item", "GET"): "get", ("item", "PUT"): "replace", ("item", "PATCH"): "merge",
-    ("item", "DELETE"): "delete", ("bulk", "POST"): "bulk",
-}  # fmt: skip
-#: The request each bulk operation stands for, for the faults armed on it.
-_BULK_METHODS = {"create": "POST", "replace": "PUT", "merge": "PATCH", "delete": "DELETE"}
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
-
-
-@dataclass(slots=True)
-class _Stats:
-    by_method: Counter[str] = field(default_factory=Counter)
-    by_kind: Counter[str] = field(default_factory=Counter)
-    by_operation: Counter[str] = field(default_factory=Counter)
-    by_status: Counter[str] = field(default_factory=Counter)
-    #: Operations carried by bulk requests, by kind (create, replace, merge, delete).
-    bulk_operations: Counter[str] = field(default_factory=Counter)
-
-    def record(self, method: str, path: str) -> None:
-        match = _API_PATH.match(path)
-        kind = ("item" if match["id"] else "collection") if match else "other"
-        if match and match["id"] == "_bulk" and method == "POST":
-            kind = "bulk"
-        self.by_method[method] += 1
-        self.by_kind[kind] += 1
-        self.by_operation[_OPERATIONS.get((kind, method), "other")] += 1
 
 
 class RefApi:
@@ -79,7 +61,7 @@ class RefApi:
         self.latency_ms = latency_ms
         self.url = ""  # set once it listens
         self._token = token
-        self._stats = _Stats()
+        self._stats = Stats()
 
     def __repr__(self) -> str:
         return f"RefApi(url={self.url!r}, auth={'on' if self._token else 'off'})"
@@ -90,7 +72,7 @@ class RefApi:
         """Drop every record, pending fault and counter; keep token and latency."""
         self.store.clear()
         self.faults = FaultTable()
-        self._stats = _Stats()
+        self._stats = Stats()
 
     def inject_fault(
         self, spec: FaultSpec | Mapping[str, Any] | None = None, **kw: Any
@@ -103,16 +85,8 @@ class RefApi:
 
     def stats(self) -> dict[str, Any]:
         """Request counts by method, path kind, operation and status; records per collection."""
-        s = self._stats
         return {
-            "requests": {
-                "total": sum(s.by_method.values()),
-                "by_method": dict(s.by_method),
-                "by_kind": dict(s.by_kind),
-                "by_operation": dict(s.by_operation),
-                "by_status": dict(s.by_status),
-                "bulk_operations": dict(s.bulk_operations),
-            },
+            "requests": self._stats.to_json(),
             "records": self.store.counts(),
             "faults": {"fired": self.faults.fired, "pending": self.faults.pending()},
             "latency_ms": self.latency_ms,
@@ -163,18 +137,11 @@ class RefApi:
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         if fault is not None and fault.connection is not None:
-            return await _break_connection(request, fault.connection)
+            return await break_connection(request, fault.connection)
         if fault is None or fault.status is None:
             return await handler(request)
         logger.info("injecting %s on %s %s", fault.status, request.method, request.path)
-        retry_after = fault.retry_after_header()
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        body = fault.body
-        if body is None:
-            body = json.dumps({"error": "injected_fault", "message": f"HTTP {fault.status}"})
-        return web.Response(
-            status=fault.status, text=body, content_type="application/json", headers=headers
-        )
+        return injected_response(fault, fault.status)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -183,7 +150,9 @@ class RefApi:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given, self._token):
             challenge = {"WWW-Authenticate": 'Bearer realm="refapi"'}
-            return _error(401, "unauthorized", "a valid bearer token is required", **challenge)
+            return error_response(
+                401, "unauthorized", "a valid bearer token is required", **challenge
+            )
         return await handler(request)
 
     @web.middleware
@@ -191,14 +160,14 @@ class RefApi:
         """Turn the store's refusals and bad bodies into JSON error responses."""
         try:
             return await handler(request)
-        except _REFUSED as exc:
-            status, code = _refusal(exc)
+        except REFUSED as exc:
+            status, code = refusal(exc)
             etag = {}
             if isinstance(exc, PreconditionFailedError):
                 etag = {"ETag": f'"{exc.current_row_id}"'}
-            return _error(status, code, str(exc), **etag)
+            return error_response(status, code, str(exc), **etag)
         except ValidationError as exc:
-            return _error(400, "bad_request", _validation_message(exc))
+            return error_response(400, "bad_request", validation_message(exc))
 
     # -- /api/v1 handlers ----------------------------------------------------
 
@@ -207,9 +176,9 @@ class RefApi:
         try:
             limit = int(query.get("limit", DEFAULT_LIMIT))
         except ValueError:
-            raise _BadRequestError("limit must be an integer") from None
+            raise BadRequestError("limit must be an integer") from None
         if not 1 <= limit <= MAX_LIMIT:
-            raise _BadRequestError(f"limit must be between 1 and {MAX_LIMIT}")
+            raise BadRequestError(f"limit must be between 1 and {MAX_LIMIT}")
         filters = {k: v for k, v in query.items() if k not in ("limit", "cursor")}
         collection, cursor = request.match_info["collection"], query.get("cursor") or None
         page = self.store.page(collection, limit=limit, cursor=cursor, filters=filters)
@@ -217,25 +186,25 @@ class RefApi:
 
     async def _create(self, request: web.Request) -> web.Response:
         collection = request.match_info["collection"]
-        record = self.store.create(collection, await _json_object(request))
+        record = self.store.create(collection, await json_object(request))
         location = f"{API_PREFIX}/{collection}/{record['id']}"
-        return _record_response(record, status=201, Location=location)
+        return record_response(record, status=201, Location=location)
 
     async def _get(self, request: web.Request) -> web.Response:
         info = request.match_info
-        return _record_response(self.store.get(info["collection"], info["id"]))
+        return record_response(self.store.get(info["collection"], info["id"]))
 
     async def _replace(self, request: web.Request) -> web.Response:
-        info, body = request.match_info, await _json_object(request)
+        info, body = request.match_info, await json_object(request)
         if_match = request.headers.get("If-Match")
         record = self.store.replace(info["collection"], info["id"], body, if_match=if_match)
-        return _record_response(record)
+        return record_response(record)
 
     async def _merge(self, request: web.Request) -> web.Response:
-        info, body = request.match_info, await _json_object(request)
+        info, body = request.match_info, await json_object(request)
         if_match = request.headers.get("If-Match")
         record = self.store.merge(info["collection"], info["id"], body, if_match=if_match)
-        return _record_response(record)
+        return record_response(record)
 
     async def _delete(self, request: web.Request) -> web.Response:
         info, if_match = request.match_info, request.headers.get("If-Match")
@@ -250,35 +219,20 @@ class RefApi:
         order: ``{"status": 201|200, "item": {...}}``, ``{"status": 204}`` or
         ``{"status": 400|404|412, "error": ..., "message": ...}``.
         """
-        collection, body = request.match_info["collection"], await _json_object(request)
-        operations = body.get("operations")
-        if set(body) != {"operations"} or not isinstance(operations, list):
-            raise _BadRequestError('expected {"operations": [...]}')
-        if not 1 <= len(operations) <= MAX_BULK:
-            raise _BadRequestError(f"a bulk request takes 1 to {MAX_BULK} operations")
-        return web.json_response({"results": [self._bulk_one(collection, o) for o in operations]})
-
-    def _bulk_one(self, collection: str, operation: Any) -> dict[str, Any]:
-        try:
-            op, record_id, if_match, fields = _bulk_operation(operation)
-            self._stats.bulk_operations[op] += 1
-            # A fault armed for this operation's own request fails it here too.
-            path = f"{API_PREFIX}/{collection}" + (f"/{record_id}" if record_id else "")
-            fault = self.faults.take(_BULK_METHODS[op], path, status_only=True)
-            if fault is not None and fault.status is not None:
-                logger.info("injecting %s on bulk %s %s", fault.status, op, path)
-                return {"status": fault.status, "error": "injected_fault",
-                        "message": f"HTTP {fault.status}"}  # fmt: skip
-            if op == "create":
-                return {"status": 201, "item": self.store.create(collection, fields)}
-            if op == "delete":
-                self.store.delete(collection, record_id, if_match=if_match)
-                return {"status": 204}
-            write = self.store.replace if op == "replace" else self.store.merge
-            return {"status": 200, "item": write(collection, record_id, fields, if_match=if_match)}
-        except _REFUSED as exc:
-            status, code = _refusal(exc)
-            return {"status": status, "error": code, "message": str(exc)}
+        collection = request.match_info["collection"]
+        operations = operations_of(await json_object(request))
+        results = [
+            apply_operation(
+                self.store,
+                self.faults,
+                self._stats.bulk_operations,
+                collection=collection,
+                collection_path=f"{API_PREFIX}/{collection}",
+                operation=operation,
+            )
+            for operation in operations
+        ]
+        return web.json_response({"results": results})
 
     async def _ui(self, request: web.Request) -> web.Response:
         """A human-readable page per record: the target of the links in results."""
@@ -308,97 +262,18 @@ class RefApi:
             return web.Response(status=204)
         if request.method == "GET":
             return web.json_response({"pending": self.faults.pending(), "fired": self.faults.fired})
-        rule = self.inject_fault(await _json_object(request))
+        rule = self.inject_fault(await json_object(request))
         return web.json_response({"armed": rule.model_dump(exclude_none=True)}, status=201)
 
     async def _admin_settings(self, request: web.Request) -> web.Response:
         """GET shows, PUT changes the latency added to every ``/api`` request."""
         if request.method == "PUT":
-            body = await _json_object(request)
+            body = await json_object(request)
             latency = body.get("latency_ms", self.latency_ms)
             if set(body) - {"latency_ms"} or type(latency) is not int or latency < 0:
-                raise _BadRequestError('expected {"latency_ms": <non-negative int>}')
+                raise BadRequestError('expected {"latency_ms": <non-negative int>}')
             self.latency_ms = latency
         return web.json_response({"latency_ms": self.latency_ms})
-
-
-class _BadRequestError(Exception):
-    """The request itself is malformed (400)."""
-
-
-#: What the store or a handler refuses, and the status and error code answering it.
-_REFUSALS: dict[type[Exception], tuple[int, str]] = {
-    NotFoundError: (404, "not_found"),
-    PreconditionFailedError: (412, "precondition_failed"),
-    InvalidCursorError: (400, "bad_request"),
-    _BadRequestError: (400, "bad_request"),
-}
-_REFUSED = tuple(_REFUSALS)
-
-
-def _refusal(exc: Exception) -> tuple[int, str]:
-    """The status and error code for a refusal (one of ``_REFUSED``), for a request or a
-    bulk operation alike."""
-    return next(answer for kind, answer in _REFUSALS.items() if isinstance(exc, kind))
-
-
-async def _break_connection(request: web.Request, kind: ConnectionFault) -> web.StreamResponse:
-    """Break the exchange the way a failing network or proxy does, instead of answering."""
-    logger.info("injecting a %s connection on %s %s", kind, request.method, request.path)
-    transport = request.transport
-    if transport is None:  # the client has gone already
-        raise asyncio.CancelledError
-    if kind == "truncate":
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.content_length = 4096
-        await response.prepare(request)
-        await response.write(b'{"id": "cut-short", "items": [')
-    elif kind == "garbage":
-        transport.write(b"this is not HTTP\r\n\r\n")
-    transport.close()
-    raise asyncio.CancelledError  # aiohttp drops the request quietly, writing nothing more
-
-
-def _bulk_operation(operation: Any) -> tuple[str, str, str | None, dict[str, Any]]:
-    """(op, id, rowId, fields) of one bulk operation, checked."""
-    if not isinstance(operation, dict):
-        raise _BadRequestError("an operation must be a JSON object")
-    op, record_id = operation.get("op"), operation.get("id")
-    if op not in ("create", "replace", "merge", "delete"):
-        raise _BadRequestError("op must be one of create, replace, merge, delete")
-    if op != "create" and (not isinstance(record_id, str) or not record_id):
-        raise _BadRequestError(f"a {op} needs the record's id")
-    fields = operation.get("fields", {})
-    if not isinstance(fields, dict):
-        raise _BadRequestError("fields must be a JSON object")
-    if_match = operation.get("rowId")
-    return op, record_id or "", None if if_match is None else str(if_match), fields
-
-
-def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; anything else is a 400."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _BadRequestError("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _BadRequestError("the body must be a JSON object")
-    return body
-
-
-def _record_response(
-    record: Mapping[str, Any], *, status: int = 200, **headers: str
-) -> web.Response:
-    etag = {"ETag": f'"{record["rowId"]}"'}
-    return web.json_response(record, status=status, headers={**etag, **headers})
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
 @contextlib.asynccontextmanager
