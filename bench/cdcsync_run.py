@@ -20,9 +20,9 @@ from kafka.structs import OffsetAndMetadata
 from cdcsync.bench.workload import BENCH_TOPIC, end_offsets
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.demo.harness import end_offsets as harness_end_offsets
-from cdcsync.schemas.config import load_config
 from cdcsync.stack.kafka import ensure_topics
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 from cdcsync.streams.topics import topic_specs
 
 __all__ = [

@@ -16,9 +16,10 @@ import psycopg
 from kafka import KafkaProducer
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
-from cdcsync.refapi.server import run_in_thread
-from cdcsync.schemas.config import Config, default_config_path
+from cdcsync.refapi.server import RefApiThread, run_in_thread
+from cdcsync.schemas.config import Config
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.commands import stack_up
 
 __all__ = ["run_demo"]
 
@@ -86,23 +87,58 @@ async def _external_edit(
 
 
 async def run_demo(
-    config: Config, *, rows: int, keep_running: bool, say: Callable[[str], None] = print
+    config: Config,
+    *,
+    config_path: Path,
+    rows: int,
+    keep_running: bool,
+    say: Callable[[str], None] = print,
 ) -> None:
-    """Run the demo end to end and print a summary."""
-    from cdcsync.streams.commands import stack_up
-
+    """Run the demo end to end with the configuration read from ``config_path``; print a summary."""
     rows = max(rows, 3)
     stack = StackSettings()
     say("1/6 local stack (PostgreSQL, Kafka, Kafka Connect + Debezium)")
     await asyncio.to_thread(stack_up, config, progress=say)
-
     target = config.entities["contact"].target.settings
-    base_url = target["base_url"]
+    api = _start_api(target["base_url"], say)
+    worker = await _start_worker(config, config_path, stack, say)
+    watcher = TopicWatcher(
+        stack.bootstrap_servers, [config.topics.results, config.topics.dead_letters]
+    )
+    tag = str(int(time.time()))
+    say("4/6 changes in PostgreSQL")
+    ids = await asyncio.to_thread(_changes, stack.pg_dsn(), tag, rows, say)
+    _send_malformed(stack.bootstrap_servers, config.entities["contact"].topic, ids[1], say)
+    # inserts + 2 updates + 1 delete + its tombstone + the malformed record
+    expected = rows + 5
+    events = await _collect(watcher, ids, expected, say)
+    collection = f"{target['base_url']}{target['collection_path']}"
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
+    ) as client:
+        pulled = await _external_edit(
+            client, collection, ids[2], events, watcher, stack.pg_dsn(), say
+        )
+        ours = await _show_external(client, collection, tag, say)
+    watcher.close()
+    _summary(events, expected, pulled, say)
+    await _finish(worker, api, keep_running=keep_running, say=say)
+    if len(events) < expected or len(ours) != rows - 1 or pulled is None:
+        raise SystemExit("demo incomplete: see the worker log " + str(worker.log_path))
+
+
+def _start_api(base_url: str, say: Callable[[str], None]) -> RefApiThread:
+    """The reference API on the port of the demo target's URL, with the demo's token."""
     port = int(httpx.URL(base_url).port or 80)
     os.environ.setdefault(TOKEN_ENV, "demo-token")
     say(f"2/6 reference API on {base_url}")
-    api = run_in_thread(host="127.0.0.1", port=port, token=os.environ[TOKEN_ENV])
+    return run_in_thread(host="127.0.0.1", port=port, token=os.environ[TOKEN_ENV])
 
+
+async def _start_worker(
+    config: Config, config_path: Path, stack: StackSettings, say: Callable[[str], None]
+) -> WorkerProcess:
+    """A worker process, its consumer group starting at the end of the entity topics."""
     say("3/6 worker")
     # The reference API starts empty each run: sync what happens from now on, not the
     # topic's backlog from earlier runs and tests.
@@ -110,30 +146,32 @@ async def run_demo(
     await asyncio.to_thread(start_group_at_end, stack.bootstrap_servers, config.app.id, topics)
     say(f"  consumer group {config.app.id!r} starts at the end of {', '.join(topics)}")
     worker = WorkerProcess(
-        config_path=default_config_path(), log_path=Path(stack.home) / "logs" / "worker.log"
+        config_path=config_path, log_path=Path(stack.home) / "logs" / "worker.log"
     )
     await asyncio.to_thread(worker.start)
     say(f"  worker ready (log: {worker.log_path})")
+    return worker
 
-    watcher = TopicWatcher(
-        stack.bootstrap_servers, [config.topics.results, config.topics.dead_letters]
-    )
-    tag = str(int(time.time()))
-    say("4/6 changes in PostgreSQL")
-    ids = await asyncio.to_thread(_changes, stack.pg_dsn(), tag, rows, say)
 
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+def _send_malformed(
+    bootstrap_servers: str, topic: str, entity_id: str, say: Callable[[str], None]
+) -> None:
+    """A record that is not a Debezium event, keyed like one: it must end as a dead letter."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers)
     producer.send(
-        config.entities["contact"].topic,
-        key=json.dumps({"id": int(ids[1])}, separators=(",", ":")).encode(),
+        topic,
+        key=json.dumps({"id": int(entity_id)}, separators=(",", ":")).encode(),
         value=b"{this is not a Debezium event",
     )
     producer.flush()
     producer.close()
-    say(f"  produced a malformed record for {ids[1]} (a dead letter expected)")
+    say(f"  produced a malformed record for {entity_id} (a dead letter expected)")
 
-    # inserts + 2 updates + 1 delete + its tombstone + the malformed record
-    expected = rows + 5
+
+async def _collect(
+    watcher: TopicWatcher, ids: list[str], expected: int, say: Callable[[str], None]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The results and dead letters of the demo's rows, each printed as it arrives."""
     say(f"5/6 waiting for {expected} results")
 
     def show(topic: str, event: dict[str, Any]) -> None:
@@ -143,30 +181,22 @@ async def run_demo(
             f"{event['reason']}  {ext.get('link') or ''}"
         )
 
-    events = await asyncio.to_thread(
+    found: list[tuple[str, dict[str, Any]]] = await asyncio.to_thread(
         watcher.collect,
         lambda _t, e: e.get("entity_id") in ids and e.get("origin", "source") == "source",
         expected,
         timeout_s=120,
         on_event=show,
     )
+    return found
 
-    async with httpx.AsyncClient(
-        headers={"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
-    ) as client:
-        pulled = await _external_edit(
-            client,
-            f"{base_url}{target['collection_path']}",
-            ids[2],
-            events,
-            watcher,
-            stack.pg_dsn(),
-            say,
-        )
-        listing = (
-            await client.get(f"{base_url}{target['collection_path']}", params={"limit": 1000})
-        ).json()["items"]
-    watcher.close()
+
+async def _show_external(
+    client: httpx.AsyncClient, collection: str, tag: str, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Print (and return) the external records this run created."""
+    response = await client.get(collection, params={"limit": 1000})
+    listing = response.json()["items"]
     ours = [r for r in listing if r.get("email", "").endswith(f".{tag}@example.org")]
     say("\nexternal API now holds:")
     for rec in ours:
@@ -174,9 +204,18 @@ async def run_demo(
             f"  {rec['id']}  rowId={rec['rowId']}  {rec['firstName']} {rec['lastName']} "
             f"<{rec['email']}>"
         )
+    return ours
 
-    results = [e for t, e in events if e["kind"] == "result"]
-    letters = [e for t, e in events if e["kind"] == "dead_letter"]
+
+def _summary(
+    events: list[tuple[str, dict[str, Any]]],
+    expected: int,
+    pulled: dict[str, Any] | None,
+    say: Callable[[str], None],
+) -> None:
+    """Counts by outcome, API calls and the commit-to-external-write latency."""
+    results = [e for _t, e in events if e["kind"] == "result"]
+    letters = [e for _t, e in events if e["kind"] == "dead_letter"]
     synced = [e for e in results if e["action"] != "skip"]
     latencies = [e["latency_ms"] for e in synced if e.get("committed_ms")]
     say("\nsummary")
@@ -194,16 +233,18 @@ async def run_demo(
             f"  commit-to-external-write latency  p50 {statistics.median(latencies):.0f} ms, "
             f"max {max(latencies):.0f} ms"
         )
-    if keep_running:
-        say("worker and reference API keep running; Ctrl-C to stop")
-        try:
+
+
+async def _finish(
+    worker: WorkerProcess, api: RefApiThread, *, keep_running: bool, say: Callable[[str], None]
+) -> None:
+    """Stop the worker and the reference API, at once or (``keep_running``) on Ctrl-C."""
+    try:
+        if keep_running:
+            say("worker and reference API keep running; Ctrl-C to stop")
             while True:
                 await asyncio.sleep(3600)
-        finally:
-            worker.stop()
-            api.stop()
-    worker.stop()
-    api.stop()
+    finally:
+        worker.stop()
+        api.stop()
     say("done; the stack keeps running (`cdcsync local down` stops it)")
-    if len(events) < expected or len(ours) != rows - 1 or pulled is None:
-        raise SystemExit("demo incomplete: see the worker log " + str(worker.log_path))

@@ -39,9 +39,10 @@ from cdcsync.connect.register import ConnectorConfig, load, register, unregister
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.errors import StackError
 from cdcsync.refapi.server import RefApiThread, run_in_thread
-from cdcsync.schemas.config import Config, load_config
+from cdcsync.schemas.config import Config
 from cdcsync.stack import kafka, postgres
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 from cdcsync.streams.topics import topic_specs
 
 __all__ = ["EventLog", "Example", "edit_config"]

@@ -1,10 +1,11 @@
 """Schemas: the shapes of everything that crosses a boundary.
 
 Debezium envelopes coming in, the configuration file, the sync state kept in
-tables, and the result and dead-letter events going out.
+tables, and the result and dead-letter events going out. Pure shapes: no I/O and
+no environment (``cdcsync.streams.config`` reads the file and the environment).
 """
 
-from cdcsync.schemas.config import Config, EntityConfig, load_config
+from cdcsync.schemas.config import Config, EntityConfig
 from cdcsync.schemas.envelope import ChangeEvent, Ignored, parse_change
 from cdcsync.schemas.events import DeadLetter, ExternalRef, RawRecord, SourcePosition, SyncResult
 from cdcsync.schemas.state import SyncState
@@ -20,6 +21,5 @@ __all__ = [
     "SourcePosition",
     "SyncResult",
     "SyncState",
-    "load_config",
     "parse_change",
 ]

@@ -3,32 +3,40 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import faust
+import click
 
 from cdcsync.agents.build import build_syncs, register_agents
 from cdcsync.errors import ConfigurationError
-from cdcsync.schemas.config import Config, default_config_path, load_config
-from cdcsync.streams import consumer
+from cdcsync.schemas.config import Config
+from cdcsync.streams import cli, commands, consumer
 from cdcsync.streams.audit import TopicAuditor
+from cdcsync.streams.config import default_config_path, load_config
 from cdcsync.streams.preflight import preflight
+from cdcsync.streams.sync_app import SyncApp
 from cdcsync.streams.tables import declare_links, declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
 from cdcsync.streams.web import register_pages
 
-__all__ = ["create_app", "main"]
+__all__ = ["DISCOVERED_COMMANDS", "create_app", "main"]
+
+#: The app's ``autodiscover`` list: modules above streams that add commands to the CLI
+#: (``cdcsync.streams.commands.support.command``), imported when the CLI starts.
+DISCOVERED_COMMANDS = ["cdcsync.demo.command"]
 
 
-def create_app(config: Config) -> faust.App:
-    """Build the app: topics, tables, one sync agent per entity, the operator commands."""
-    from cdcsync.streams import commands
-
-    app = faust.App(
-        config.app.id,
+def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
+    """Build the app: topics, tables, one sync agent per entity, commands, web endpoints."""
+    app = SyncApp(
+        config,
+        config_path=config_path,
         broker=config.app.broker,
         store=config.app.store,
         topic_partitions=config.topics.partitions,
-        autodiscover=False,
+        autodiscover=DISCOVERED_COMMANDS,
+        # Given, or Faust guesses it from argv[0] when a command runs and scans that package.
+        origin=__name__,
         datadir=config.app.datadir,
         web_host="127.0.0.1",
         web_port=config.app.web_port,
@@ -41,7 +49,7 @@ def create_app(config: Config) -> faust.App:
     consumer.install(app)
     topics = declare_topics(app, config)
     tables = declare_tables(app, config)
-    syncs = build_syncs(
+    app.syncs = build_syncs(
         config,
         topics,
         tables,
@@ -49,24 +57,36 @@ def create_app(config: Config) -> faust.App:
         links=declare_links(app, config),
         auditor=TopicAuditor(topics.audit),
     )
-    register_agents(app, config, syncs)
-    app.conf.cdcsync_syncs = syncs  # type: ignore[attr-defined]
+    register_agents(app, config, app.syncs)
     commands.register(app, config)
     register_pages(app, config, topics=topics, tables=tables)
     return app
 
 
+def _worker_app(path: Path) -> SyncApp:
+    """The app of the file at ``path``; for ``worker``, checked before any event is read."""
+    config = load_config(path)
+    app = create_app(config, config_path=path)
+    if sys.argv[1:2] == ["worker"]:
+        preflight(config, path, {name: sync.mapper for name, sync in app.syncs.items()})
+        for name in config.enabled_entities():
+            _ = app.syncs[name].sink  # secrets are read before any event
+    return app
+
+
 def main() -> None:
-    """Entry point of the ``cdcsync`` command: worker and operator commands in one CLI."""
+    """Entry point of the ``cdcsync`` command: worker and operator commands in one CLI.
+
+    Help and the version need no configuration: when the file cannot be read,
+    ``--help`` still lists every command (those of an app without entities).
+    """
+    cli.present()
     try:
-        path = default_config_path()
-        config = load_config(path)
-        app = create_app(config)
-        if sys.argv[1:2] == ["worker"]:
-            syncs = app.conf.cdcsync_syncs  # type: ignore[attr-defined]
-            preflight(config, path, {name: sync.mapper for name, sync in syncs.items()})
-            for name in config.enabled_entities():
-                _ = syncs[name].sink  # secrets are read before any event
+        app = _worker_app(default_config_path())
     except ConfigurationError as exc:
-        sys.exit(f"cdcsync: configuration error: {exc}")
+        if not cli.asks_only_for_help(sys.argv[1:]):
+            sys.exit(f"cdcsync: configuration error: {exc}")
+        if "--version" not in sys.argv[1:]:
+            click.echo(f"cdcsync: configuration error (commands need it): {exc}\n", err=True)
+        app = create_app(Config(entities={}))
     app.main()

@@ -15,10 +15,9 @@ from typing import Any
 
 import psycopg
 
-from cdcsync.agents.build import target_where
 from cdcsync.errors import ConfigurationError
 from cdcsync.mappers.base import Mapper
-from cdcsync.schemas.config import Config
+from cdcsync.schemas.config import Config, target_where
 from cdcsync.sinks.targets import check_target
 
 __all__ = ["check_columns", "check_targets", "preflight"]

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import faust
 from faust.web import Request, Response, View
 
+from cdcsync import metrics
 from cdcsync.errors import CdcsyncError, SchemaError
 from cdcsync.operators.common import TRIGGER_HEADER, debezium_key
 from cdcsync.operators.source import fetch_row_async, read_envelope, source_dsn, source_table
 from cdcsync.operators.status import entity_status
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.state import SyncState
-from cdcsync import metrics
 from cdcsync.streams.webhooks import SeenIds, WebhookRejectedError, secrets_for, verify
 
 if TYPE_CHECKING:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import faust
 from faust.cli import argument, option
 
-from cdcsync.schemas.config import Config
+from cdcsync.operators.providers import describe_providers
+from cdcsync.schemas.config import Config, target_where
+from cdcsync.sinks.targets import build_target
 from cdcsync.streams.commands.support import emit_json, failing_cleanly
+from cdcsync.streams.preflight import preflight
+from cdcsync.streams.sync_app import SyncApp
 
 __all__ = ["register"]
 
@@ -28,7 +31,7 @@ def _provider_lines(info: Any) -> list[str]:
     return lines
 
 
-def register(app: faust.App, config: Config) -> None:
+def register(app: SyncApp, config: Config) -> None:
     """Attach ``providers`` and ``check`` to ``app``."""
 
     @app.command(
@@ -41,8 +44,6 @@ def register(app: faust.App, config: Config) -> None:
         Providers come from the `cdcsync.providers` entry-point group: a package
         adds one by declaring an entry point, nothing else.
         """
-        from cdcsync.operators.providers import describe_providers
-
         infos = describe_providers(config)
         if as_json or self.json:
             emit_json([i.to_json() for i in infos])
@@ -54,14 +55,8 @@ def register(app: faust.App, config: Config) -> None:
         """Check the configuration as the worker does at start-up: providers and settings,
         secrets, and mapped columns against the source tables. Exit status 1 on problems.
         """
-        from cdcsync.agents.build import target_where
-        from cdcsync.schemas.config import default_config_path
-        from cdcsync.sinks.targets import build_target
-        from cdcsync.streams.preflight import preflight
-
-        syncs = app.conf.cdcsync_syncs  # type: ignore[attr-defined]
         with failing_cleanly("check"):
-            preflight(config, default_config_path(), {n: s.mapper for n, s in syncs.items()})
+            preflight(config, app.config_path, {n: s.mapper for n, s in app.syncs.items()})
             for name in config.enabled_entities():
                 sink = build_target(config.target(name), where=target_where(config, name))
                 await sink.aclose()

@@ -1,19 +1,34 @@
-"""What the operator commands share: error reporting, progress bars, output."""
+"""What the operator commands share: declaring them, error reporting, progress bars, output."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import click
+from faust.cli import AppCommand
 
 from cdcsync.errors import CdcsyncError
 from cdcsync.operators.timeparse import parse_time
 
-__all__ = ["emit_json", "failing_cleanly", "parse_opt_time", "progress"]
+__all__ = ["command", "emit_json", "failing_cleanly", "parse_opt_time", "progress"]
+
+
+def command(*options: Any) -> Callable[[Callable[..., Awaitable[None]]], type[AppCommand]]:
+    """``@command(argument(...), option(...))``: what ``@app.command(...)`` does, app-free.
+
+    Faust adds a command to its CLI when the command's class is created and
+    runs it with the app the CLI started (``self.app``), so a package that
+    cannot reach the app (``demo``, above streams) declares its command at
+    module level with this, and the app's ``autodiscover`` list imports it.
+    The docstring is the command's ``--help``.
+    """
+    decorate: Callable[[Callable[..., Awaitable[None]]], type[AppCommand]]
+    decorate = AppCommand.from_handler(*options)
+    return decorate
 
 
 @contextlib.contextmanager

@@ -20,8 +20,9 @@ from psycopg import sql
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.refapi.server import run_in_thread
-from cdcsync.schemas.config import Config, load_config
+from cdcsync.schemas.config import Config
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 
 # Ports of the reference API and the worker's web server; set them to run a second stack
 # (CDCSYNC_* ports and home) next to the default one without collisions.

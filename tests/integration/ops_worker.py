@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 
 from cdcsync.errors import ConfigurationError
-from cdcsync.schemas.config import load_config
 from cdcsync.streams.app import create_app
+from cdcsync.streams.config import load_config
 from cdcsync.streams.topics import declare_topics
 from cdcsync.streams.web import register_pages
 

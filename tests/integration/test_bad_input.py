@@ -30,8 +30,9 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.refapi.server import RefApiThread, run_in_thread
-from cdcsync.schemas.config import Config, load_config
+from cdcsync.schemas.config import Config
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_ID = f"cdcsync-bad-{uuid.uuid4().hex[:8]}"

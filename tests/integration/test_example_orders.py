@@ -16,8 +16,8 @@ from cdcsync.stack.settings import StackSettings
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
-    from cdcsync.schemas.config import load_config
     from cdcsync.streams.commands import stack_up
+    from cdcsync.streams.config import load_config
 
     def fresh(data: dict[str, Any]) -> None:
         data["app"]["id"] = f"cdcsync-it-orders-{uuid.uuid4().hex[:8]}"

@@ -26,8 +26,9 @@ from kafka import KafkaConsumer, TopicPartition
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.errors import StackError
 from cdcsync.refapi.server import RefApiThread, run_in_thread
-from cdcsync.schemas.config import Config, TopicsConfig, load_config
+from cdcsync.schemas.config import Config, TopicsConfig
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 from cdcsync.streams.webhooks import parse_secret, sign
 
 ROOT = Path(__file__).resolve().parents[2]

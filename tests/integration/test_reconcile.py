@@ -25,8 +25,9 @@ import yaml
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.refapi.server import RefApiThread, run_in_thread
-from cdcsync.schemas.config import Config, TopicsConfig, load_config
+from cdcsync.schemas.config import Config, TopicsConfig
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 API_PORT = 8903
@@ -37,9 +38,9 @@ TAG = uuid.uuid4().hex[:10]  # every row of this module has last_name = TAG
 
 # The CLI with the reconcile command attached (a no-op once commands/__init__ registers it).
 CLI = """
-from cdcsync.schemas.config import load_config
 from cdcsync.streams.app import create_app
 from cdcsync.streams.commands import reconcile
+from cdcsync.streams.config import load_config
 config = load_config()
 app = create_app(config)
 reconcile.register(app, config)

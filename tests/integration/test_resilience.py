@@ -36,10 +36,11 @@ from kafka.errors import KafkaError
 from cdcsync.connect.register import connector_files, connector_status, load
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.refapi.server import run_in_thread
-from cdcsync.schemas.config import Config, load_config
+from cdcsync.schemas.config import Config
 from cdcsync.stack import connect_worker, kafka
 from cdcsync.stack.processes import is_alive, port_taken, wait_until
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "cdcsync.contact"

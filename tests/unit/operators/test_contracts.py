@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cdcsync.operators.contracts import CONTRACTS, export_schemas, json_schema
-from cdcsync.schemas.config import Config, load_config
+from cdcsync.schemas.config import Config
 from cdcsync.schemas.events import (
     SCHEMA_VERSION,
     ConflictEvent,
@@ -20,6 +20,7 @@ from cdcsync.schemas.events import (
     SourcePosition,
     SyncResult,
 )
+from cdcsync.streams.config import load_config
 
 POS = SourcePosition(topic="cdcsync.contact", partition=1, offset=9)
 EXAMPLES = {

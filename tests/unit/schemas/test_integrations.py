@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from cdcsync.errors import ConfigurationError
-from cdcsync.schemas.config import Config, load_config
+from cdcsync.schemas.config import Config
+from cdcsync.streams.config import load_config
 
 ENTITY = {"topic": "t.contact", "mapping": {"email": "email"}}
 
