@@ -7,7 +7,7 @@ install:
 demo: install
 	cdcsync demo
 
-test: install
+test: install lint
 	python3 -m pytest
 
 unit:
@@ -19,8 +19,9 @@ bench: install
 bench-quick: install
 	python3 -m cdcsync.bench --quick
 
-lint:
-	ruff check . && ruff format --check . && mypy
+# Static checks: style, types (mypy sees cdcsync.* through .typecheck/), the layer contract.
+lint: install
+	ruff check . && ruff format --check . && mypy && lint-imports
 
 down:
 	cdcsync local down

@@ -1,4 +1,6 @@
-"""Prometheus metrics of the worker, served at ``/metrics`` by ``streams.web``; below the agents and sinks that report into it.
+"""Prometheus metrics of the worker, served at ``/metrics`` by ``streams.web``.
+
+A module of its own below the agents and sinks that report into it.
 
 The agent reports what happens through four plain functions, so it never
 touches metric objects: :func:`observe_result`, :func:`observe_dead_letter`,

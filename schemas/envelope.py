@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cdcsync.errors import SchemaError
 
 __all__ = [
+    "REPLAY_HEADER",
     "ChangeEvent",
     "Control",
     "Envelope",
-    "REPLAY_HEADER",
     "ExternalChange",
     "Ignored",
     "SourceInfo",

@@ -106,8 +106,8 @@ def _report(label: str, calls: list[tuple[str, str]], *, show: bool) -> None:
             print(f"    {where}  {name}")
 
 
-def _world() -> tuple[EntitySync, Partition, MemorySink, MemoryWriter]:
-    part = Partition(topic="cdcsync.contact")
+def _world() -> tuple[EntitySync, Any, MemorySink, MemoryWriter]:
+    part = Partition(topic="cdcsync.contact")  # the entity topic; records what is sent
     sink = MemorySink()
     writer = MemoryWriter(lambda *change: None)
     config = EntityConfig(
@@ -123,7 +123,7 @@ def _world() -> tuple[EntitySync, Partition, MemorySink, MemoryWriter]:
 
 async def main(show: bool) -> None:
     sync, part, sink, writer = _world()
-    feed = Feed()
+    feed: Any = Feed()  # fake events stand in for Faust's
     row = {"id": 1, "first_name": "Ada", "email": "ada@example.org"}
     writer.rows["1"] = dict(row)
     await sync.process(feed("c", row))  # create: the entity is synced before the trace
