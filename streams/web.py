@@ -2,7 +2,7 @@
 
 ``/healthz``                 the process is up (liveness)
 ``/readyz``                  started, partitions assigned, tables recovered (readiness)
-``/metrics``                 Prometheus exposition (``streams.metrics``)
+``/metrics``                 Prometheus exposition (``cdcsync.metrics``)
 ``/state/{entity}/{id}``     one entity's sync state, what ``cdcsync status`` shows
 ``/webhooks/{entity}``       POST: a Standard Webhooks change notification
 
@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -37,7 +37,16 @@ from cdcsync.streams.webhooks import SeenIds, WebhookRejectedError, secrets_for,
 if TYPE_CHECKING:
     from cdcsync.streams.topics import Topics
 
-__all__ = ["WEBHOOK_ID_HEADER", "consumer_lag", "entity_id_from_body", "register_pages"]
+__all__ = [
+    "WEBHOOK_ID_HEADER",
+    "WebhookReceiver",
+    "consumer_lag",
+    "entity_id_from_body",
+    "healthz",
+    "metrics_page",
+    "readyz",
+    "register_pages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,35 +98,41 @@ def register_pages(
     """Add the health, readiness, metrics, state and webhook endpoints to ``app``."""
     entity_topics = {e.topic for e in config.entities.values()}
     metrics.set_lag_source(lambda: consumer_lag(app, entity_topics))
-    seen = SeenIds()
-    keys: dict[str, list[bytes]] = {}
+    app.page("/healthz")(healthz)
+    app.page("/readyz")(readyz)
+    app.page("/metrics")(metrics_page)
+    app.page("/state/{entity}/{entity_id}")(_state_page(config, tables))
+    app.page("/webhooks/{entity}")(_webhook_page(WebhookReceiver(config, topics)))
 
-    @app.page("/healthz")
-    async def healthz(self: View, request: Request) -> Response:
-        """Liveness: the process is up and serving."""
-        return self.json({"status": "ok"})
 
-    @app.page("/readyz")
-    async def readyz(self: View, request: Request) -> Response:
-        """Readiness: started, not rebalancing, tables recovered."""
-        a: Any = app
-        recovered = a.tables.recovery.completed.is_set()
-        checks = {
-            "started": bool(a.started) and not a.crashed,
-            "assigned": a.rebalancing_count > 0 and not a.rebalancing,
-            "recovered": recovered,
-        }
-        ready = all(checks.values())
-        body = {"ready": ready, **checks, "partitions": len(a.consumer.assignment())}
-        return self.json(body, status=200 if ready else 503)
+async def healthz(self: View, request: Request) -> Response:
+    """Liveness: the process is up and serving."""
+    return self.json({"status": "ok"})
 
-    @app.page("/metrics")
-    async def metrics_page(self: View, request: Request) -> Response:
-        """Prometheus metrics."""
-        # aiohttp refuses a charset in content_type=, so the full type goes in the header.
-        return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
-    @app.page("/state/{entity}/{entity_id}")
+async def readyz(self: View, request: Request) -> Response:
+    """Readiness: started, not rebalancing, tables recovered."""
+    a: Any = self.app
+    recovered = a.tables.recovery.completed.is_set()
+    checks = {
+        "started": bool(a.started) and not a.crashed,
+        "assigned": a.rebalancing_count > 0 and not a.rebalancing,
+        "recovered": recovered,
+    }
+    ready = all(checks.values())
+    body = {"ready": ready, **checks, "partitions": len(a.consumer.assignment())}
+    return self.json(body, status=200 if ready else 503)
+
+
+async def metrics_page(self: View, request: Request) -> Response:
+    """Prometheus metrics."""
+    # aiohttp refuses a charset in content_type=, so the full type goes in the header.
+    return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+def _state_page(config: Config, tables: Mapping[str, Any]) -> Callable[..., Awaitable[Response]]:
+    """``GET /state/{entity}/{entity_id}``: from the local table when it holds the key."""
+
     async def state(self: View, request: Request, entity: str, entity_id: str) -> Response:
         """One entity's sync state, last result and last dead letter."""
         if entity not in config.entities:
@@ -131,58 +146,76 @@ def register_pages(
             status.state, status.state_at = SyncState.model_validate(local), "local table"
         return self.json(status.to_json(), status=200 if status.state else 404)
 
+    return state
+
+
+def _webhook_page(receiver: WebhookReceiver) -> type[View]:
     class Webhook(View):
         """POST /webhooks/{entity}: verify, then publish the named row to the entity topic."""
 
         async def post(self, request: Request, entity: str) -> Response:
-            if entity not in config.entities:
-                return self.json({"error": f"unknown entity {entity!r}"}, status=404)
-            cfg = config.entities[entity]
-            body = await request.read()
-            now = time.time()
-            try:
-                if entity not in keys:
-                    keys[entity] = secrets_for(config, entity)
-                msg_id, _ts = verify(dict(request.headers), body, keys[entity], now_s=now)
-                if not seen.first_time(msg_id, now_s=now):
-                    raise WebhookRejectedError(401, "webhook-id already seen (replayed call)")
-            except WebhookRejectedError as exc:
-                log.warning("webhook %s rejected: %s", entity, exc.reason)
-                return self.json({"error": exc.reason}, status=exc.status)
-            except CdcsyncError as exc:  # an unusable secret in the environment
-                log.error("webhook %s: %s", entity, exc)
-                return self.json({"error": "webhook secrets are misconfigured"}, status=500)
-            try:
-                return await self._publish(entity, cfg.key, cfg.topic, body, msg_id)
-            except Exception:
-                seen.forget(msg_id)  # our failure: the sender's retry must get through
-                raise
+            return await receiver.receive(self, request, entity)
 
-        async def _publish(
-            self, entity: str, key_field: str, topic: str, body: bytes, msg_id: str
-        ) -> Response:
-            try:
-                entity_id = entity_id_from_body(body, key_field)
-            except SchemaError as exc:
-                seen.forget(msg_id)
-                return self.json({"error": str(exc)}, status=400)
-            schema, table = source_table(config, entity)
-            row = await fetch_row_async(source_dsn(config), schema, table, key_field, entity_id)
-            if row is None:
-                seen.forget(msg_id)
-                error = f"no {entity} with {key_field} = {entity_id}"
-                return self.json({"error": error}, status=404)
-            value = read_envelope(row, schema=schema, table=table, origin="webhook")
-            headers = [(TRIGGER_HEADER, b"webhook"), (WEBHOOK_ID_HEADER, msg_id.encode())]
-            sent = await topics.entities[entity].send(
-                key=debezium_key(key_field, entity_id),
-                value=json.dumps(value, separators=(",", ":")).encode(),
-                headers=headers,
-            )
-            meta = await sent
-            log.info("webhook %s %s: published to %s[%d]@%d", entity, entity_id, topic,
-                     meta.partition, meta.offset)  # fmt: skip
-            position = {"topic": topic, "partition": meta.partition, "offset": meta.offset}
-            return self.json({"accepted": True, "entity_id": entity_id, **position}, status=202)
+    return Webhook
 
-    app.page("/webhooks/{entity}")(Webhook)
+
+class WebhookReceiver:
+    """Verifies a webhook call (signature, replay) and publishes the row it names."""
+
+    def __init__(self, config: Config, topics: Topics) -> None:
+        self.config = config
+        self.topics = topics
+        self.seen = SeenIds()
+        self.keys: dict[str, list[bytes]] = {}
+
+    async def receive(self, view: View, request: Request, entity: str) -> Response:
+        """Answer one call: 202 once published, else the reason it was refused."""
+        if entity not in self.config.entities:
+            return view.json({"error": f"unknown entity {entity!r}"}, status=404)
+        cfg = self.config.entities[entity]
+        body = await request.read()
+        now = time.time()
+        try:
+            if entity not in self.keys:
+                self.keys[entity] = secrets_for(self.config, entity)
+            msg_id, _ts = verify(dict(request.headers), body, self.keys[entity], now_s=now)
+            if not self.seen.first_time(msg_id, now_s=now):
+                raise WebhookRejectedError(401, "webhook-id already seen (replayed call)")
+        except WebhookRejectedError as exc:
+            log.warning("webhook %s rejected: %s", entity, exc.reason)
+            return view.json({"error": exc.reason}, status=exc.status)
+        except CdcsyncError as exc:  # an unusable secret in the environment
+            log.error("webhook %s: %s", entity, exc)
+            return view.json({"error": "webhook secrets are misconfigured"}, status=500)
+        try:
+            return await self._publish(view, entity, cfg.key, cfg.topic, body, msg_id)
+        except Exception:
+            self.seen.forget(msg_id)  # our failure: the sender's retry must get through
+            raise
+
+    async def _publish(
+        self, view: View, entity: str, key_field: str, topic: str, body: bytes, msg_id: str
+    ) -> Response:
+        try:
+            entity_id = entity_id_from_body(body, key_field)
+        except SchemaError as exc:
+            self.seen.forget(msg_id)
+            return view.json({"error": str(exc)}, status=400)
+        schema, table = source_table(self.config, entity)
+        dsn = source_dsn(self.config)
+        row = await fetch_row_async(dsn, schema, table, key_field, entity_id)
+        if row is None:
+            self.seen.forget(msg_id)
+            return view.json({"error": f"no {entity} with {key_field} = {entity_id}"}, status=404)
+        value = read_envelope(row, schema=schema, table=table, origin="webhook")
+        headers = [(TRIGGER_HEADER, b"webhook"), (WEBHOOK_ID_HEADER, msg_id.encode())]
+        sent = await self.topics.entities[entity].send(
+            key=debezium_key(key_field, entity_id),
+            value=json.dumps(value, separators=(",", ":")).encode(),
+            headers=headers,
+        )
+        meta = await sent
+        log.info("webhook %s %s: published to %s[%d]@%d", entity, entity_id, topic,
+                 meta.partition, meta.offset)  # fmt: skip
+        position = {"topic": topic, "partition": meta.partition, "offset": meta.offset}
+        return view.json({"accepted": True, "entity_id": entity_id, **position}, status=202)

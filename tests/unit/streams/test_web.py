@@ -1,14 +1,22 @@
-"""The pure parts of the worker's endpoints: webhook bodies and consumer lag."""
+"""The worker's endpoints: registered on the app; webhook bodies, refusals, consumer lag."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from faust.types import TP
 
 from cdcsync.errors import SchemaError
-from cdcsync.streams.web import consumer_lag, entity_id_from_body
+from cdcsync.schemas.config import AppConfig, Config
+from cdcsync.streams.app import create_app
+from cdcsync.streams.web import WebhookReceiver, consumer_lag, entity_id_from_body, healthz
+from cdcsync.streams.webhooks import parse_secret, sign
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.mark.parametrize(
@@ -57,3 +65,70 @@ def test_consumer_lag_counts_from_the_last_read_or_committed_offset():
         ("cdcsync.contact", 0): 3,
         ("cdcsync.contact", 1): 3,
     }
+
+
+class FakeView:
+    """What the handlers use of a Faust view: ``json`` (answers as ``(status, body)``)."""
+
+    def json(self, value: Any, *, status: int = 200) -> tuple[int, Any]:
+        return status, value
+
+
+class FakeRequest:
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        self.body, self.headers = body, headers
+
+    async def read(self) -> bytes:
+        return self.body
+
+
+def _config() -> Config:
+    entity = {
+        "topic": "t.contact",
+        "mapping": {"email": "email"},
+        "target": {"provider": "rest", "settings": {"base_url": "http://127.0.0.1:1"}},
+    }
+    return Config.model_validate({"entities": {"contact": entity}})
+
+
+def _signed(body: bytes, msg_id: str = "msg_1") -> dict[str, str]:
+    now = int(time.time())
+    signature = sign(parse_secret(SECRET), msg_id, now, body)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(now), "webhook-signature": signature}
+
+
+def test_every_endpoint_is_registered_on_the_app(tmp_path: Path) -> None:
+    config = _config().model_copy(update={"app": AppConfig(datadir=str(tmp_path))})
+    app = create_app(config)
+    assert {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/state/{entity}/{entity_id}",
+        "/webhooks/{entity}",
+    } <= set(app.web.views)
+
+
+async def test_liveness_answers_ok() -> None:
+    assert await healthz(FakeView(), None) == (200, {"status": "ok"})  # type: ignore[arg-type]
+
+
+async def test_a_webhook_for_an_unknown_entity_or_unsigned_is_refused() -> None:
+    receiver = WebhookReceiver(_config(), topics=None)  # type: ignore[arg-type]
+    view: Any = FakeView()
+    unknown = await receiver.receive(view, FakeRequest(b"{}", {}), "lead")
+    assert unknown == (404, {"error": "unknown entity 'lead'"})
+    status, body = await receiver.receive(view, FakeRequest(b"{}", {}), "contact")
+    assert status == 400 and "missing header" in body["error"]
+
+
+async def test_a_refused_body_forgets_the_webhook_id_so_a_fixed_retry_gets_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDCSYNC_WEBHOOK_SECRET_CONTACT", SECRET)
+    receiver = WebhookReceiver(_config(), topics=None)  # type: ignore[arg-type]
+    view: Any = FakeView()
+    body = b'{"email": "no id here"}'
+    first = await receiver.receive(view, FakeRequest(body, _signed(body)), "contact")
+    again = await receiver.receive(view, FakeRequest(body, _signed(body)), "contact")
+    assert first == again == (400, {"error": "the body names no 'id' (expected {\"id\": …})"})
