@@ -21,7 +21,7 @@ from cdcsync.sinks.delivery.audit import Auditor
 from cdcsync.sinks.targets import build_target
 from cdcsync.sinks.writeback import PostgresWriter
 
-__all__ = ["build_syncs", "register_agents", "target_where"]
+__all__ = ["build_syncs", "register_agents"]
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import ValidationError
 
-from cdcsync.agents.build import target_where
 from cdcsync.agents.decide import row_matches
 from cdcsync.errors import CdcsyncError
 from cdcsync.mappers.base import Mapper
 from cdcsync.operators import common
 from cdcsync.operators.common import OperatorError, entity_config
 from cdcsync.operators.source import debezium_row, source_dsn, source_table
-from cdcsync.schemas.config import Config
+from cdcsync.schemas.config import Config, target_where
 from cdcsync.schemas.state import SyncState
 from cdcsync.sinks.base import ExternalRecord
 from cdcsync.sinks.targets import build_target
