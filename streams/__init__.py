@@ -1,6 +1,7 @@
 """Streams: the Faust app, its topics and tables, and the operator commands.
 
-The app is built from the configuration by ``cdcsync.streams.app.create_app``;
+``cdcsync.streams.config`` reads the configuration file and the environment;
+the app is built from the result by ``cdcsync.streams.app.create_app``;
 nothing is declared at import time.
 """
 
