@@ -122,39 +122,61 @@ async def _run(
         todo = sum(end[p] - start.get(p, 0) for p in end)
         if max_records is not None:
             todo = min(todo, max_records)
-        deadline = None
-        while run.records < todo:
-            batch = await consumer.getmany(timeout_ms=100, max_records=500)
-            records = [r for tp, rs in batch.items() for r in rs if r.offset < end[tp.partition]][
-                : todo - run.records
-            ]
-            if not records:
-                continue
-            if run.first_ms is None:
-                run.first_ms = time.time() * 1000
-                deadline = None if max_seconds is None else time.monotonic() + max_seconds
-            if concurrent:
-                groups: dict[bytes, list[Any]] = {}
-                for r in records:
-                    groups.setdefault(r.key, []).append(r)
-
-                async def one_key(rs: list[Any]) -> None:
-                    for r in rs:
-                        await mapper.apply(r.key, r.value)
-
-                await asyncio.gather(*(one_key(g) for g in groups.values()))
-            else:
-                for r in records:
-                    await mapper.apply(r.key, r.value)
-                    if deadline is not None and time.monotonic() > deadline:
-                        break
-            await consumer.commit()
-            if deadline is not None and time.monotonic() > deadline:
-                break
+        await _consume(consumer, mapper, end=end, todo=todo, concurrent=concurrent,
+                       max_seconds=max_seconds)  # fmt: skip
     finally:
         await client.aclose()
         await consumer.stop()
     return run
+
+
+async def _consume(
+    consumer: AIOKafkaConsumer,
+    mapper: _Mapper,
+    *,
+    end: dict[int, int],
+    todo: int,
+    concurrent: bool,
+    max_seconds: float | None,
+) -> None:
+    """Fetch, apply and commit batches until ``todo`` records are done, or ``max_seconds``
+    after the first one (the clock starts with the first record, as cdcsync's does).
+    """
+    run = mapper.run
+    deadline = None
+    while run.records < todo:
+        batch = await consumer.getmany(timeout_ms=100, max_records=500)
+        records = [r for tp, rs in batch.items() for r in rs if r.offset < end[tp.partition]][
+            : todo - run.records
+        ]
+        if not records:
+            continue
+        if run.first_ms is None:
+            run.first_ms = time.time() * 1000
+            deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        if concurrent:
+            await _apply_by_key(mapper, records)
+        else:
+            for r in records:
+                await mapper.apply(r.key, r.value)
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        await consumer.commit()
+        if deadline is not None and time.monotonic() > deadline:
+            break
+
+
+async def _apply_by_key(mapper: _Mapper, records: list[Any]) -> None:
+    """Baseline (a): a batch grouped by key, keys concurrently, each key's records in order."""
+    groups: dict[bytes, list[Any]] = {}
+    for r in records:
+        groups.setdefault(r.key, []).append(r)
+
+    async def one_key(rs: list[Any]) -> None:
+        for r in rs:
+            await mapper.apply(r.key, r.value)
+
+    await asyncio.gather(*(one_key(g) for g in groups.values()))
 
 
 def run_baseline(**kw: Any) -> BaselineRun:

@@ -29,18 +29,37 @@ def _check(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "MISSED")
 
 
+Row = tuple[str, str, str, str]  # figure, value, target, verdict
+
+
 def render(report: dict[str, Any], args: Any) -> str:
     """Markdown table of the figures, targets and verdicts."""
-    r = report
+    rows = [
+        *_throughput_rows(report, args),
+        *_latency_rows(report, args),
+        *_poll_state_rows(report),
+    ]
+    width = max(len(x[0]) for x in rows)
+    vw = max(len(x[1]) for x in rows)
+    lines = [
+        f"| {'figure'.ljust(width)} | {'value'.ljust(vw)} | target   | verdict |",
+        f"|{'-' * (width + 2)}|{'-' * (vw + 2)}|----------|---------|",
+    ]
+    for name, value, target, verdict in rows:
+        lines.append(f"| {name.ljust(width)} | {value.ljust(vw)} | {target:<8} | {verdict:<7} |")
+    m = report.get("machine", {})
+    lines.append(
+        f"\nmachine: {m.get('cpus')} CPUs, Python {m.get('python')}, {m.get('platform')}; "
+        f"load average at start {tuple(round(x, 2) for x in m.get('load_avg_at_start', ()))}"
+    )
+    return "\n".join(lines)
+
+
+def _throughput_rows(r: dict[str, Any], args: Any) -> list[Row]:
+    """The workload, then end-to-end and drain throughput, CPU per change, and the ratios."""
     wk = r.get("workload", {})
-    poll = r.get("poll", {})
-    poll100 = _get(poll, "page_size_100", "changed_pass_s")
-    poll1000 = _get(poll, "page_size_1000", "changed_pass_s")
     ratio_a, ratio_b = _get(r, "ratios", "cdcsync_over_a"), _get(r, "ratios", "cdcsync_over_b")
-    p99 = _get(r, "steady", "latency_p99_ms")
-    # End to end, the API's own request count covers exactly the workload.
-    calls = _get(r, "end_to_end", "api_calls_per_synced_change")
-    rows: list[tuple[str, str, str, str]] = [
+    return [
         ("workload", f"{_fmt(wk.get('changes'))} changes ({_fmt(wk.get('seed_inserts'))} seed "
          f"inserts, {_fmt(wk.get('updates'))} updates, {_fmt(wk.get('inserts'))} inserts, "
          f"{_fmt(wk.get('deletes'))} deletes); API +{args.latency_ms} ms; "
@@ -70,6 +89,15 @@ def render(report: dict[str, Any], args: Any) -> str:
          f"{_fmt(_get(r, 'ratios', 'cdcsync_single_over_b'), 'x')}", "", ""),
         ("CPU per change: cdcsync without bulk",
          _fmt(_get(r, "drain", "cdcsync_single", "cpu_ms_per_change"), " ms"), "", ""),
+    ]  # fmt: skip
+
+
+def _latency_rows(r: dict[str, Any], args: Any) -> list[Row]:
+    """Commit-to-write latency at both steady rates, and API calls per change."""
+    p99 = _get(r, "steady", "latency_p99_ms")
+    # End to end, the API's own request count covers exactly the workload.
+    calls = _get(r, "end_to_end", "api_calls_per_synced_change")
+    return [
         (f"commit -> external write at {args.rate:g}/s, p50",
          _fmt(_get(r, "steady", "latency_p50_ms"), " ms"), "", ""),
         (f"commit -> external write at {args.rate:g}/s, p99", _fmt(p99, " ms"), "< 250 ms",
@@ -83,6 +111,15 @@ def render(report: dict[str, Any], args: Any) -> str:
          _fmt(_get(r, "drain", "cdcsync", "api_calls_per_synced_change")), "", ""),
         ("  baseline (a) API calls per write",
          _fmt(_get(r, "drain", "baseline_a", "api_calls_per_synced_change")), "", ""),
+    ]  # fmt: skip
+
+
+def _poll_state_rows(r: dict[str, Any]) -> list[Row]:
+    """The poll and diff at both page sizes, then state size, recovery and start times."""
+    poll = r.get("poll", {})
+    poll100 = _get(poll, "page_size_100", "changed_pass_s")
+    poll1000 = _get(poll, "page_size_1000", "changed_pass_s")
+    return [
         (f"poll + diff of {_fmt(poll.get('records'))} records, page 100",
          _fmt(poll100, " s"), "< 2 s", _check(None if poll100 is None else poll100 < 2)),
         (f"poll + diff of {_fmt(poll.get('records'))} records, page 1000",
@@ -99,17 +136,3 @@ def render(report: dict[str, Any], args: Any) -> str:
          f"{_fmt(_get(r, 'state', 'synthetic_recovery_s'), ' s')}", "", ""),
         ("  worker start with empty state", _fmt(_get(r, "state", "empty_start_s"), " s"), "", ""),
     ]  # fmt: skip
-    width = max(len(x[0]) for x in rows)
-    vw = max(len(x[1]) for x in rows)
-    lines = [
-        f"| {'figure'.ljust(width)} | {'value'.ljust(vw)} | target   | verdict |",
-        f"|{'-' * (width + 2)}|{'-' * (vw + 2)}|----------|---------|",
-    ]
-    for name, value, target, verdict in rows:
-        lines.append(f"| {name.ljust(width)} | {value.ljust(vw)} | {target:<8} | {verdict:<7} |")
-    m = r.get("machine", {})
-    lines.append(
-        f"\nmachine: {m.get('cpus')} CPUs, Python {m.get('python')}, {m.get('platform')}; "
-        f"load average at start {tuple(round(x, 2) for x in m.get('load_avg_at_start', ()))}"
-    )
-    return "\n".join(lines)

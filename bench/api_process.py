@@ -1,0 +1,43 @@
+"""The reference API in its own process for the bench, so its CPU is not the worker's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+__all__ = ["RefApiProcess"]
+
+
+class RefApiProcess:
+    """The reference API in its own process (its CPU is not the worker's)."""
+
+    def __init__(self, port: int, latency_ms: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "cdcsync.refapi", "--port", str(port),
+               "--latency-ms", str(latency_ms), "--log-level", "WARNING"]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/_admin/stats", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"reference API did not start on {self.url}; see {log}")
+
+    def reset(self) -> None:
+        """Drop every record, fault and counter (between phases)."""
+        httpx.post(f"{self.url}/_admin/reset", timeout=30).raise_for_status()
+
+    def requests(self) -> int:
+        """The API's own count of ``/api`` requests since the last reset."""
+        return int(httpx.get(f"{self.url}/_admin/stats", timeout=30).json()["requests"]["total"])
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        self.proc.terminate()
+        self.proc.wait(10)
