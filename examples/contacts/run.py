@@ -137,6 +137,27 @@ def run(config_path: Path | None = None, *, say: Say = print, token: str | None 
 
 
 def _scenario(ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say) -> None:
+    """Steps 4 to 6, then what both sides hold; ``SystemExit`` when a step's outcome is missing."""
+    links = _insert_parties(ex, watcher, crm, report, say)
+    _edit_in_crm(ex, watcher, crm, report, say, links)
+    _change_both_sides(ex, watcher, crm, report, say, links)
+    with ex.db() as conn:
+        for label, party_id in report.ids.items():
+            report.rows[label] = party_row(conn, party_id) or {}
+            report.external[label] = crm.get(links[party_id])
+    say("\nthe CRM now holds:")
+    for label in report.ids:
+        o = report.external[label]
+        who = o.get("name") or f"{o.get('firstName')} {o.get('lastName')}"
+        say(f"  {o['id']}  rowId={o['rowId']}  {o['type']:<12} {who:<24} {o['phoneNumber']}")
+
+
+def _insert_parties(
+    ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say
+) -> dict[str, str]:
+    """Step 4: two persons and two companies inserted, each created in the CRM; party id ->
+    CRM id.
+    """
     tag = uuid.uuid4().hex[:8]
     say("4/6 two persons and two companies inserted into public.party")
     with ex.db() as conn:
@@ -168,7 +189,13 @@ def _scenario(ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say
             else f"firstName={obj['firstName']!r} lastName={obj['lastName']!r}"
         )  # fmt: skip
         say(f"    CRM {obj['id']} ({obj['type']}): {shape}  rowId={obj['rowId']}")
+    return links
 
+
+def _edit_in_crm(
+    ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say, links: dict[str, str]
+) -> None:
+    """Step 5: a company's phone edited in the CRM comes back into its row (a pull)."""
     say("5/6 a company's phone edited in the CRM; the poll sees its new rowId")
     company = report.ids["company0"]
     edited = crm.edit(links[company], phoneNumber="+44 1908 999999")
@@ -183,6 +210,11 @@ def _scenario(ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say
     if not pulled or row is None or row["phone"] != "+44 1908 999999":
         raise SystemExit("the CRM's edit did not come back; see the worker log")
 
+
+def _change_both_sides(
+    ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say, links: dict[str, str]
+) -> None:
+    """Step 6: a person changed on both sides at once; ``target_wins`` settles on the CRM's."""
     say("6/6 a person changed on both sides at once; policy target_wins: the CRM's edit wins")
     person = report.ids["person0"]
     crm.edit(links[person], lastName="King")
@@ -203,16 +235,6 @@ def _scenario(ex: Example, watcher: EventLog, crm: Crm, report: Report, say: Say
     say(f"    both sides hold lastName {'King' if ok else '(not converged)'}")
     if not ok:
         raise SystemExit("the conflict did not settle on the CRM's edit; see the worker log")
-
-    with ex.db() as conn:
-        for label, party_id in report.ids.items():
-            report.rows[label] = party_row(conn, party_id) or {}
-            report.external[label] = crm.get(links[party_id])
-    say("\nthe CRM now holds:")
-    for label in report.ids:
-        o = report.external[label]
-        who = o.get("name") or f"{o.get('firstName')} {o.get('lastName')}"
-        say(f"  {o['id']}  rowId={o['rowId']}  {o['type']:<12} {who:<24} {o['phoneNumber']}")
 
 
 def main() -> None:
