@@ -10,48 +10,20 @@ import yaml
 
 from cdcsync.operators.contracts import CONTRACTS, export_schemas, json_schema
 from cdcsync.schemas.config import Config
-from cdcsync.schemas.events import (
-    SCHEMA_VERSION,
-    ConflictEvent,
-    DeadLetter,
-    ExternalRef,
-    Notification,
-    RawRecord,
-    SourcePosition,
-    SyncResult,
-)
+from cdcsync.schemas.events import SCHEMA_VERSION, ConflictEvent, ExternalRef, Notification
 from cdcsync.streams.config import load_config
+from cdcsync.testing.samples import POSITION, dead_letter, sync_result
 
-POS = SourcePosition(topic="cdcsync.contact", partition=1, offset=9)
 EXAMPLES = {
-    "sync-result": SyncResult(
-        entity="contact",
-        entity_id="7",
-        op="create",
-        action="create",
-        reason="new row",
-        source=POS,
-        received_ms=1,
-        completed_ms=2,
-        latency_ms=1.0,
-    ),
-    "dead-letter": DeadLetter(
-        entity="contact",
-        entity_id="7",
-        reason="schema",
-        error_type="SchemaError",
-        error="value is not JSON",
-        source=POS,
-        original=RawRecord.from_bytes(b'{"id":7}', b"{nope"),
-        failed_ms=3,
-    ),
+    "sync-result": sync_result(),
+    "dead-letter": dead_letter(),
     "conflict": ConflictEvent(
         entity="contact",
         entity_id="7",
         external=ExternalRef(type="contact", id="x1"),
         source_version={"firstName": "Ada"},
         target_version={"firstName": "Ada L."},
-        source=POS,
+        source=POSITION,
         detected_ms=4,
     ),
     "notification": Notification(
@@ -59,7 +31,7 @@ EXAMPLES = {
         entity="contact",
         entity_id="7",
         message="gave up after 5 attempts",
-        source=POS,
+        source=POSITION,
         created_ms=5,
     ),
 }

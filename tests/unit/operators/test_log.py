@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 from cdcsync.operators.log import entry_from, rows, select
-from cdcsync.schemas.events import (
-    DeadLetter,
-    ExternalRef,
-    RawRecord,
-    SourcePosition,
-    SyncResult,
-)
+from cdcsync.schemas.events import ExternalRef, RawRecord
+from cdcsync.testing.samples import dead_letter, sync_result
 
-POS = SourcePosition(topic="cdcsync.contact", partition=1, offset=9)
-RESULT = SyncResult(
-    entity="contact",
-    entity_id="7",
+RESULT = sync_result(
     op="update",
     action="update",
     reason="mapped fields changed",
-    source=POS,
     external=ExternalRef(type="contact", id="x1", link="http://api/ui/contacts/x1"),
     received_ms=100,
     completed_ms=200,
     latency_ms=150.0,
 )
-LETTER = DeadLetter(
-    entity="contact",
-    entity_id="8",
-    reason="schema",
-    error_type="SchemaError",
-    error="value is not JSON",
-    source=POS,
-    original=RawRecord.from_bytes(b"k", b"v"),
-    failed_ms=300,
-)
+LETTER = dead_letter(entity_id="8", original=RawRecord.from_bytes(b"k", b"v"), failed_ms=300)
 
 
 def test_entries_from_both_topics():
