@@ -6,11 +6,12 @@ tags its rows with a unique suffix so tests never see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -20,8 +21,9 @@ from psycopg import sql
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
 from cdcsync.refapi.server import run_in_thread
-from cdcsync.schemas.config import Config
+from cdcsync.schemas.config import Config, TopicsConfig
 from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.commands import stack_up
 from cdcsync.streams.config import load_config
 
 # Ports of the reference API and the worker's web server; set them to run a second stack
@@ -198,3 +200,85 @@ def scratch_table(dsn: str) -> Iterator[Callable[[str, str], str]]:
         finally:
             for ident in created:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+
+
+# -- A module's own worker, reference API and topics (test_operators, test_reconcile) ----------
+# Such a module never sees the events of the other workers that consume the shared entity topic.
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "demo" / "cdcsync.yaml"
+_Worker = TypeVar("_Worker", bound=WorkerProcess)
+
+
+@pytest.fixture(scope="session")
+def write_own_config(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``write_own_config(app_id, web_port=, api_port=, token_env=, **contact)``: the demo
+    configuration for a module's own worker: its app id, web port and topics; the contact
+    entity without the pull direction (only what the module causes), writing to the
+    reference API on ``api_port``, with the ``contact`` settings added.
+    """
+
+    def write(app_id: str, *, web_port: int, api_port: int, token_env: str, **contact: Any) -> Path:
+        data = yaml.safe_load(DEMO_CONFIG.read_text())
+        data["app"].update(id=app_id, web_port=web_port)
+        topics = data.setdefault("topics", {})
+        for role, field in TopicsConfig.model_fields.items():
+            if field.annotation is str:  # every topic of this config is its own
+                topics[role] = f"{app_id}.{role}"
+        entity = data["entities"]["contact"]
+        entity.pop("poll", None)
+        entity.update(contact)
+        entity["target"]["settings"].update(
+            base_url=f"http://127.0.0.1:{api_port}", token_env=token_env
+        )
+        path = tmp_path_factory.mktemp(app_id) / "cdcsync.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def load_own_config(running_stack: StackSettings) -> Callable[[Path], Config]:
+    """``load_own_config(path)``: the configuration at ``path``, its topics created."""
+
+    def load(path: Path) -> Config:
+        config = load_config(path)
+        stack_up(config, progress=lambda _msg: None)
+        return config
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def run_own_worker(running_stack: StackSettings) -> Callable[..., Any]:
+    """``with run_own_worker(proc, config, timeout_s=60):`` the worker process running, its
+    consumer group started at the end of the entity topics (it sees only what comes next).
+    """
+
+    @contextlib.contextmanager
+    def run(proc: _Worker, config: Config, *, timeout_s: float = 60.0) -> Iterator[_Worker]:
+        start_group_at_end(
+            running_stack.bootstrap_servers,
+            config.app.id,
+            [e.topic for e in config.entities.values()],
+        )
+        proc.start(timeout_s=timeout_s)
+        try:
+            yield proc
+        finally:
+            proc.stop()
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def watch_own_results(
+    running_stack: StackSettings,
+) -> Callable[[Config], contextlib.closing[TopicWatcher]]:
+    """``with watch_own_results(config) as events:`` the config's results and dead letters."""
+
+    def watch(config: Config) -> contextlib.closing[TopicWatcher]:
+        topics = [config.topics.results, config.topics.dead_letters]
+        return contextlib.closing(TopicWatcher(running_stack.bootstrap_servers, topics))
+
+    return watch

@@ -14,24 +14,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from kafka import KafkaConsumer, TopicPartition
 
-from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
+from cdcsync.demo.harness import TopicWatcher, WorkerProcess
 from cdcsync.errors import StackError
 from cdcsync.refapi.server import RefApiThread, run_in_thread
-from cdcsync.schemas.config import Config, TopicsConfig
+from cdcsync.schemas.config import Config
 from cdcsync.stack.settings import StackSettings
-from cdcsync.streams.config import load_config
 from cdcsync.streams.webhooks import parse_secret, sign
 
-ROOT = Path(__file__).resolve().parents[2]
 API_PORT = 8902
 WEB_PORT = 6068
 # Fresh per session: a long-lived local stack keeps groups and their offsets between runs.
@@ -70,64 +67,41 @@ class OpsWorker(WorkerProcess):
 
 
 @pytest.fixture(scope="module")
-def ops_config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = yaml.safe_load((ROOT / "demo" / "cdcsync.yaml").read_text())
-    data["app"].update(id=APP_ID, web_port=WEB_PORT)
-    topics = data.setdefault("topics", {})
-    for role, field in TopicsConfig.model_fields.items():
-        if field.annotation is str:  # every topic of this config is its own
-            topics[role] = f"{APP_ID}.{role}"
-    contact = data["entities"]["contact"]
-    contact.pop("poll", None)  # no pull direction here: only what the operators cause
-    contact["target"]["settings"].update(
-        base_url=f"http://127.0.0.1:{API_PORT}", token_env="CDCSYNC_OPS_IT_TOKEN"
+def ops_config_path(write_own_config: Callable[..., Path]) -> Path:
+    return write_own_config(
+        APP_ID, web_port=WEB_PORT, api_port=API_PORT, token_env="CDCSYNC_OPS_IT_TOKEN"
     )
-    path = tmp_path_factory.mktemp("ops") / "cdcsync.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="module")
-def ops_config(ops_config_path: Path, running_stack: StackSettings) -> Config:
-    from cdcsync.streams.commands import stack_up
-
-    config = load_config(ops_config_path)
-    stack_up(config, progress=lambda _msg: None)  # creates this config's topics
-    return config
+def ops_config(ops_config_path: Path, load_own_config: Callable[[Path], Config]) -> Config:
+    return load_own_config(ops_config_path)
 
 
 @pytest.fixture(scope="module")
 def ops_api(running_stack: StackSettings) -> Iterator[RefApiThread]:
-    server = run_in_thread(host="127.0.0.1", port=API_PORT, token=TOKEN)
-    yield server
-    server.stop()
+    with run_in_thread(host="127.0.0.1", port=API_PORT, token=TOKEN) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def ops_worker(
-    ops_config: Config, ops_api: RefApiThread, ops_config_path: Path, running_stack: StackSettings
-) -> Iterator[OpsWorker]:
-    start_group_at_end(
-        running_stack.bootstrap_servers, APP_ID, [e.topic for e in ops_config.entities.values()]
-    )
+    ops_config: Config, ops_api: RefApiThread, ops_config_path: Path, running_stack: StackSettings,
+    run_own_worker: Any,
+) -> Iterator[OpsWorker]:  # fmt: skip
     proc = OpsWorker(
         config_path=ops_config_path,
         log_path=Path(running_stack.home) / "logs" / "worker-ops-it.log",
         env={"CDCSYNC_OPS_IT_TOKEN": TOKEN, "CDCSYNC_WEBHOOK_SECRET_CONTACT": WEBHOOK_SECRET},
     )
-    proc.start()
-    yield proc
-    proc.stop()
+    with run_own_worker(proc, ops_config):
+        yield proc
 
 
 @pytest.fixture
-def events(ops_worker: OpsWorker, ops_config: Config, running_stack: StackSettings):
-    w = TopicWatcher(
-        running_stack.bootstrap_servers,
-        [ops_config.topics.results, ops_config.topics.dead_letters],
-    )
-    yield w
-    w.close()
+def events(ops_worker: OpsWorker, ops_config: Config, watch_own_results: Any):
+    with watch_own_results(ops_config) as watcher:
+        yield watcher
 
 
 @pytest.fixture

@@ -15,21 +15,18 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from cdcsync.demo.harness import TopicWatcher, WorkerProcess, start_group_at_end
+from cdcsync.demo.harness import TopicWatcher, WorkerProcess
 from cdcsync.refapi.server import RefApiThread, run_in_thread
-from cdcsync.schemas.config import Config, TopicsConfig
+from cdcsync.schemas.config import Config
 from cdcsync.stack.settings import StackSettings
-from cdcsync.streams.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
 API_PORT = 8903
 WEB_PORT = 6069
 APP_ID = f"cdcsync-reconcile-it-{uuid.uuid4().hex[:8]}"
@@ -49,64 +46,43 @@ app.main()
 
 
 @pytest.fixture(scope="module")
-def rc_config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = yaml.safe_load((ROOT / "demo" / "cdcsync.yaml").read_text())
-    data["app"].update(id=APP_ID, web_port=WEB_PORT)
-    topics = data.setdefault("topics", {})
-    for role, field in TopicsConfig.model_fields.items():
-        if field.annotation is str:
-            topics[role] = f"{APP_ID}.{role}"
-    contact = data["entities"]["contact"]
-    contact.pop("poll", None)  # no pull: the damage must stay on the external side
-    contact["filter"] = {"last_name": TAG}
-    contact["target"]["settings"].update(
-        base_url=f"http://127.0.0.1:{API_PORT}", token_env="CDCSYNC_RC_IT_TOKEN"
-    )
-    path = tmp_path_factory.mktemp("reconcile") / "cdcsync.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+def rc_config_path(write_own_config: Callable[..., Path]) -> Path:
+    # No pull: the damage must stay on the external side.
+    return write_own_config(
+        APP_ID, web_port=WEB_PORT, api_port=API_PORT, token_env="CDCSYNC_RC_IT_TOKEN",
+        filter={"last_name": TAG},
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def rc_config(rc_config_path: Path, running_stack: StackSettings) -> Config:
-    from cdcsync.streams.commands import stack_up
-
-    config = load_config(rc_config_path)
-    stack_up(config, progress=lambda _msg: None)  # creates this config's topics
-    return config
+def rc_config(rc_config_path: Path, load_own_config: Callable[[Path], Config]) -> Config:
+    return load_own_config(rc_config_path)
 
 
 @pytest.fixture(scope="module")
 def rc_api(running_stack: StackSettings) -> Iterator[RefApiThread]:
-    server = run_in_thread(host="127.0.0.1", port=API_PORT, token=TOKEN)
-    yield server
-    server.stop()
+    with run_in_thread(host="127.0.0.1", port=API_PORT, token=TOKEN) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def rc_worker(
-    rc_config: Config, rc_api: RefApiThread, rc_config_path: Path, running_stack: StackSettings
-) -> Iterator[WorkerProcess]:
-    start_group_at_end(
-        running_stack.bootstrap_servers, APP_ID, [e.topic for e in rc_config.entities.values()]
-    )
+    rc_config: Config, rc_api: RefApiThread, rc_config_path: Path, running_stack: StackSettings,
+    run_own_worker: Any,
+) -> Iterator[WorkerProcess]:  # fmt: skip
     proc = WorkerProcess(
         config_path=rc_config_path,
         log_path=Path(running_stack.home) / "logs" / "worker-reconcile-it.log",
         env={"CDCSYNC_RC_IT_TOKEN": TOKEN},
     )
-    proc.start(timeout_s=120)
-    yield proc
-    proc.stop()
+    with run_own_worker(proc, rc_config, timeout_s=120):
+        yield proc
 
 
 @pytest.fixture
-def events(rc_worker: WorkerProcess, rc_config: Config, running_stack: StackSettings):
-    w = TopicWatcher(
-        running_stack.bootstrap_servers, [rc_config.topics.results, rc_config.topics.dead_letters]
-    )
-    yield w
-    w.close()
+def events(rc_worker: WorkerProcess, rc_config: Config, watch_own_results: Any):
+    with watch_own_results(rc_config) as watcher:
+        yield watcher
 
 
 @pytest.fixture
