@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from cdcsync.stack.config_files import (
@@ -30,6 +31,11 @@ def _parse(text: str) -> dict[str, str]:
     return out
 
 
+def _pick(props: dict[str, str], keys: Iterable[str]) -> dict[str, str | None]:
+    """``props`` restricted to ``keys``, to compare with what is expected in one assert."""
+    return {key: props.get(key) for key in keys}
+
+
 def test_render_properties_escapes_keys_values_and_skips_none() -> None:
     text = render_properties(
         {"a.b": "x=y", "k:ey": 1, "flag": True, "off": False, "none": None, "sp": " lead"}
@@ -55,15 +61,18 @@ def test_render_properties_escapes_backslashes_and_newlines() -> None:
 def test_broker_is_kraft_single_node_on_configured_ports(tmp_path: Path) -> None:
     settings = _settings(tmp_path, kafka_port=19092, controller_port=19093)
     props = _parse(render_properties(broker_properties(settings)))
-    assert props["process.roles"] == "broker,controller"
-    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
-    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
-    assert props["auto.create.topics.enable"] == "false"
-    assert props["offsets.topic.replication.factor"] == "1"
-    assert props["transaction.state.log.min.isr"] == "1"
-    assert props["group.initial.rebalance.delay.ms"] == "0"
-    assert props["log.dirs"] == str(settings.kafka_dir / "data")
+    expected = {
+        "process.roles": "broker,controller",
+        "controller.quorum.voters": "1@127.0.0.1:19093",
+        "listeners": "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+        "advertised.listeners": "PLAINTEXT://127.0.0.1:19092",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.dirs": str(settings.kafka_dir / "data"),
+    }
+    assert _pick(props, expected) == expected
 
 
 def test_worker_uses_schemaless_json_env_provider_and_plugin_path(tmp_path: Path) -> None:
@@ -72,22 +81,22 @@ def test_worker_uses_schemaless_json_env_provider_and_plugin_path(tmp_path: Path
     props = _parse(
         render_properties(worker_properties(settings, plugin_path=plugins, discovery="only_scan"))
     )
-    assert (
-        props["key.converter"]
-        == props["value.converter"]
-        == ("org.apache.kafka.connect.json.JsonConverter")
-    )
-    assert props["key.converter.schemas.enable"] == "false"
-    assert props["value.converter.schemas.enable"] == "false"
-    for kind in ("config", "offset", "status"):
-        assert props[f"{kind}.storage.replication.factor"] == "1"
-    assert props["offset.flush.interval.ms"] == "1000"
-    assert props["plugin.path"] == str(plugins)
-    assert props["plugin.discovery"] == "only_scan"
-    assert props["config.providers"] == "env"
-    assert props["config.providers.env.class"] == ENV_CONFIG_PROVIDER
-    assert props["listeners"] == "http://127.0.0.1:18083"
-    assert props["bootstrap.servers"] == settings.bootstrap_servers
+    json_converter = "org.apache.kafka.connect.json.JsonConverter"
+    expected = {
+        "key.converter": json_converter,
+        "value.converter": json_converter,
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false",
+        **{f"{kind}.storage.replication.factor": "1" for kind in ("config", "offset", "status")},
+        "offset.flush.interval.ms": "1000",
+        "plugin.path": str(plugins),
+        "plugin.discovery": "only_scan",
+        "config.providers": "env",
+        "config.providers.env.class": ENV_CONFIG_PROVIDER,
+        "listeners": "http://127.0.0.1:18083",
+        "bootstrap.servers": settings.bootstrap_servers,
+    }
+    assert _pick(props, expected) == expected
 
 
 def test_worker_waits_for_a_revoked_task_to_release_the_replication_slot(tmp_path: Path) -> None:
