@@ -26,6 +26,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DEAD_LETTERS",
     "EVENTS",
+    "GUARDS",
     "PARKED",
     "REGISTRY",
     "RETRIES",
@@ -33,6 +34,7 @@ __all__ = [
     "exposition",
     "observe_api_call",
     "observe_dead_letter",
+    "observe_guard",
     "observe_parked",
     "observe_result",
     "observe_retry",
@@ -72,6 +74,13 @@ CONFLICTS = Counter(
     "cdcsync_conflicts",
     "Both sides changed and the policy was manual: the entity was parked for an operator.",
     ["entity"],
+    registry=REGISTRY,
+)
+GUARDS = Counter(
+    "cdcsync_guards",
+    "Times a guard stopped writes: loop_suspected (an entity parked for repeating its writes) "
+    "or mass_delete (a poll pass that would have deleted too much, deleting nothing).",
+    ["entity", "guard"],
     registry=REGISTRY,
 )
 API_LATENCY = Histogram(
@@ -145,6 +154,11 @@ def observe_retry(entity: str) -> None:
 def observe_parked(entity: str) -> None:
     """Count one event parked behind a failure of its entity."""
     PARKED.labels(entity).inc()
+
+
+def observe_guard(entity: str, guard: str) -> None:
+    """Count one guard that stopped writes (``loop_suspected``, ``mass_delete``)."""
+    GUARDS.labels(entity, guard).inc()
 
 
 def observe_api_call(entity: str, method: str, seconds: float) -> None:

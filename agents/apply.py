@@ -50,7 +50,7 @@ class Applier:
         d, row = decision, source_row
         match d.action:
             case "skip":
-                return Outcome("skip", d.reason, d.external_id)
+                return Outcome("skip", d.reason, d.external_id, version=d.version)
             case "create":
                 return await self._create(d)
             case "update":
@@ -71,6 +71,8 @@ class Applier:
                 return await self._push_current(d, entity_id)
             case "park":
                 return await self._park(d, entity_id)
+            case "hold":  # the agent parks a held entity; nothing is applied
+                raise ValueError(f"a held decision is not applied: {d.reason}")
 
     # -- source changed ----------------------------------------------------------------
 

@@ -129,7 +129,9 @@ def _timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
         nonlocal poller
         with counting(sync.entity):  # names audit records
             try:
-                poller = poller or Poller(sync.entity, sync.applier, topic, sync.refs)
+                poller = poller or Poller(
+                    sync.entity, sync.applier, topic, sync.refs, notify=sync.emit.notify
+                )
                 await poller.poll_once()
             except Exception:  # a failed poll is retried at the next interval
                 log.exception(

@@ -17,6 +17,7 @@ from cdcsync.sinks.base import ExternalRecord
 __all__ = [
     "GONE",
     "SYNCED",
+    "WRITES",
     "Action",
     "Decision",
     "Outcome",
@@ -52,8 +53,14 @@ Action = Literal[
     "push_current",  # conflict on an external event: the policy decides against the current row
     "verify",  # read the external copy and repair it if it differs from the current row
     "park",  # conflict under the manual policy: wait for an operator
+    "hold",  # the loop guard: park the entity for an operator, write nothing
     "skip",
 ]
+
+#: Decisions that write to the external system (what the loop guard counts).
+WRITES: frozenset[str] = frozenset(
+    {"create", "update", "delete", "mark_target", "push_current", "verify"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from cdcsync.agents.apply import Applier
 from cdcsync.agents.associations import ChildKeys, finalize, record_child
 from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.agents.emit import Emitter
-from cdcsync.agents.parking import to_bytes, to_raw, unpark
+from cdcsync.agents.parking import release, to_bytes, to_raw, unpark
 from cdcsync.agents.state import StateStore, next_state
 from cdcsync.errors import SinkError, SinkTransientError
 from cdcsync.schemas.config import EntityConfig
@@ -65,9 +65,12 @@ class Controls:
             case "cancel" if state is not None and state.parked:
                 await self._cancel(entity_id, state, control)
             case "retry" if state is not None and state.parked:
-                if control.force or (state.retry_at_ms or 0) <= now_ms():
+                if state.hold is not None and control.force:
+                    state = release(state)  # an operator looked: writes may resume
+                    self.state.store(entity_id, state)
+                if state.hold is None and (control.force or (state.retry_at_ms or 0) <= now_ms()):
                     await self._redrive(entity_id, state)
-                # else a duplicate or early tick: the retry is not due yet
+                # else held for an operator, or a duplicate or early tick: not due yet
 
     async def _cancel(self, entity_id: str, state: SyncState, control: Control) -> None:
         """Dead-letter every parked event of the entity, in order; the entity stops retrying."""
@@ -80,7 +83,7 @@ class Controls:
                 state.attempts if i == 0 else 0,
                 details={"errors": state.errors if i == 0 else []},
             )
-        cancelled = unpark(state).model_copy(
+        cancelled = release(unpark(state)).model_copy(
             update={"status": "permanently_failed", "last_error": "cancelled by an operator"}
         )
         self.state.store(entity_id, cancelled)
@@ -174,6 +177,8 @@ async def send_due_retries(table: Any, topic: faust.TopicT, sent: dict[str, int]
     for entity_id, value in list(table.items()):
         if not value or value.get("status") != "retrying" or not value.get("parked"):
             continue
+        if value.get("hold"):
+            continue  # waits for an operator's retry, not for a timer
         retry_at = value.get("retry_at_ms") or 0
         if retry_at > now or sent.get(entity_id) == retry_at:
             continue

@@ -13,20 +13,21 @@ A change from either side is decided against the entity's state:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from cdcsync.agents.change import Action, Decision, RawEvent
+from cdcsync.agents.change import WRITES, Action, Decision, RawEvent
 from cdcsync.errors import MappingError
 from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
-from cdcsync.schemas.config import EntityConfig, Policies
+from cdcsync.schemas.config import EntityConfig, Guards, Policies
 from cdcsync.schemas.envelope import ChangeEvent, parse_change
-from cdcsync.schemas.state import SyncState
+from cdcsync.schemas.state import SyncState, WriteMark
 
 __all__ = [
-    "Winner", "coalescible_update", "conflict_winner", "decide", "newer_side", "row_matches",
+    "Winner", "coalescible_update", "conflict_winner", "decide", "deletes_allowed", "newer_side",
+    "repeat_writes", "row_matches", "write_loops",
 ]  # fmt: skip
 
 #: Which side a conflict resolution keeps; ``manual`` parks it for an operator.
@@ -104,6 +105,47 @@ def coalescible_update(raw: RawEvent, config: EntityConfig) -> ChangeEvent | Non
     return parsed if parsed.op == "update" else None
 
 
+# -- guards against storms: a write loop holds its entity; a mass delete deletes nothing.
+# A write loop is one entity writing content it already wrote, again and again, with no
+# new source content behind it (an API that rewrites what it stores, a version the
+# provider cannot read, a bug): past ``guards.loop_writes`` repeats within
+# ``guards.loop_window_s`` the agent holds the entity for an operator.
+
+
+def repeat_writes(marks: Sequence[WriteMark], *, now_ms: int, window_s: float) -> int:
+    """Writes within the window whose content an earlier write of the window already had."""
+    since = now_ms - int(window_s * 1000)
+    seen: set[str | None] = set()
+    repeats = 0
+    for mark in marks:
+        if mark.at_ms < since:
+            continue
+        if mark.digest in seen:
+            repeats += 1
+        seen.add(mark.digest)
+    return repeats
+
+
+def write_loops(state: SyncState, digest: str | None, guards: Guards, *, now_ms: int) -> bool:
+    """True when writing ``digest`` (``None``: not known before the write) would continue a loop.
+
+    New content (a digest the window has not written) always goes through.
+    """
+    since = now_ms - int(guards.loop_window_s * 1000)
+    recent = {m.digest for m in state.writes if m.at_ms >= since}
+    if digest is not None and digest not in recent:
+        return False
+    window = guards.loop_window_s
+    return repeat_writes(state.writes, now_ms=now_ms, window_s=window) >= guards.loop_writes
+
+
+def deletes_allowed(missing: int, linked: int, guards: Guards) -> bool:
+    """Whether a poll pass may report ``missing`` of ``linked`` objects as deleted."""
+    if missing < guards.delete_min_count:
+        return True
+    return missing <= guards.delete_max_ratio * linked
+
+
 def decide(
     change: ChangeEvent,
     state: SyncState | None,
@@ -112,9 +154,11 @@ def decide(
     mapper: Mapper,
     partition: int,
     offset: int,
+    now_ms: int,
 ) -> Decision:
     """Decide what to do with ``change`` given the entity's ``state``.
 
+    ``now_ms`` places the entity's recent writes in the loop guard's window.
     Raises MappingError when the row cannot be mapped; the caller dead-letters it.
     """
     if state is not None and state.seen(partition, offset):
@@ -122,8 +166,18 @@ def decide(
     if state is not None and state.status == "conflict":
         return Decision("skip", "parked: a conflict awaits an operator (cdcsync conflicts)")
     if change.origin == "external":
-        return _decide_external(change, state, config=config)
-    return _decide_source(change, state, config=config, mapper=mapper)
+        decision = _decide_external(change, state, config=config, mapper=mapper)
+    else:
+        decision = _decide_source(change, state, config=config, mapper=mapper)
+    guards = config.guards
+    if (
+        decision.action in WRITES
+        and state is not None
+        and write_loops(state, decision.payload_hash, guards, now_ms=now_ms)
+    ):
+        why = f"loop suspected: more than {guards.loop_writes} repeated writes"
+        return Decision("hold", why, external_id=decision.external_id)
+    return decision
 
 
 def _known_id(state: SyncState | None) -> str | None:
@@ -216,6 +270,11 @@ def _source_gone(
     return Decision("delete", f"{why}; not in state, look up by natural key", payload=payload)
 
 
+def _content_hash(fields: Mapping[str, Any], mapper: Mapper) -> str:
+    """The hash of an external object's mapped fields, comparable to ``payload_hash``."""
+    return payload_hash({name: fields.get(name) for name in mapper.fields})
+
+
 def _target_gone(policy: str, external_id: str) -> Decision:
     """The external object was deleted: the target_delete policy decides."""
     if policy == "ignore":
@@ -229,7 +288,7 @@ def _target_gone(policy: str, external_id: str) -> Decision:
 
 
 def _decide_external(
-    change: ChangeEvent, state: SyncState | None, *, config: EntityConfig
+    change: ChangeEvent, state: SyncState | None, *, config: EntityConfig, mapper: Mapper
 ) -> Decision:
     ext = change.external
     assert ext is not None
@@ -257,6 +316,12 @@ def _decide_external(
             "stale: a newer version was already synced",
             external_id=ext.external_id,
         )
+
+    if state.payload_hash is not None and _content_hash(ext.fields, mapper) == state.payload_hash:
+        # What we wrote, at a version we could not read (or the API renumbered it): adopt
+        # the version, push nothing back.
+        why = "the external object holds what we last wrote; its version is adopted"
+        return Decision("skip", why, external_id=ext.external_id, version=ext.version)
 
     known = tuple(v for v in (state.row_id, *state.superseded) if v is not None)
 

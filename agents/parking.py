@@ -11,9 +11,10 @@ import random
 
 from cdcsync.agents.change import RawEvent
 from cdcsync.agents.retry import backoff_delay
-from cdcsync.schemas.config import RetryConfig
+from cdcsync.agents.state import WRITE_MARKS
+from cdcsync.schemas.config import Guards, RetryConfig
 from cdcsync.schemas.events import RawRecord, SourcePosition
-from cdcsync.schemas.state import ParkedEvent, SyncState
+from cdcsync.schemas.state import ParkedEvent, SyncState, WriteMark
 
 __all__ = [
     "park_behind",
@@ -46,6 +47,10 @@ def to_parked(
         offset=offset,
         received_ms=received_ms,
     )
+
+
+#: The ``hold`` of an entity parked by the loop guard (``agents.decide.write_loops``).
+LOOP_HOLD = "loop_suspected"
 
 
 def parked_event(raw: RawEvent) -> ParkedEvent:
@@ -113,7 +118,13 @@ def park_failed(
 
 
 def give_up(state: SyncState, error: str, position: SourcePosition, *, now_ms: int) -> SyncState:
-    """The state after a change failed for good: no retry left, its position applied."""
+    """The state after a change failed for good: no retry left, its position applied.
+
+    The failed call may have been a write that landed (an answer lost or unreadable), so
+    it counts as a write of unknown content for the loop guard: a failure that repeats on
+    every poll ends held, not as a storm of writes and dead letters.
+    """
+    marks = [*state.writes, WriteMark(at_ms=now_ms, digest=None)][-WRITE_MARKS:]
     return state.model_copy(
         update={
             "status": "permanently_failed",
@@ -124,8 +135,28 @@ def give_up(state: SyncState, error: str, position: SourcePosition, *, now_ms: i
             "last_partition": position.partition,
             "last_offset": position.offset,
             "updated_ms": now_ms,
+            "writes": marks,
         }
     )
+
+
+def hold(state: SyncState, event: ParkedEvent, guards: Guards, *, now_ms: int) -> SyncState:
+    """Park the entity for an operator: its records queue, nothing is written, no timer."""
+    error = (
+        f"loop suspected: more than {guards.loop_writes} writes of content already written "
+        f"within {guards.loop_window_s:g}s; writes stopped. Check what the API does to the "
+        "object, then `cdcsync parked retry` (or cancel) the entity"
+    )
+    rest = [p for p in state.parked if (p.partition, p.offset) != (event.partition, event.offset)]
+    return state.model_copy(
+        update={"status": "retrying", "hold": LOOP_HOLD, "last_error": error, "attempts": 0,
+                "retry_at_ms": None, "parked": [event, *rest], "updated_ms": now_ms}
+    )  # fmt: skip
+
+
+def release(state: SyncState) -> SyncState:
+    """An operator's retry: the hold and the write history are cleared."""
+    return state.model_copy(update={"hold": None, "writes": []})
 
 
 def park_behind(state: SyncState, event: ParkedEvent) -> SyncState:

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
+from cdcsync import metrics
 from cdcsync.agents.apply import Applier
+from cdcsync.agents.decide import deletes_allowed
 from cdcsync.errors import MappingError, SinkError
 from cdcsync.schemas.envelope import ExternalChange
 from cdcsync.sinks.base import ExternalRecord
 
-__all__ = ["PollReport", "Poller"]
+__all__ = ["Notify", "PollReport", "Poller"]
+
+#: Sends a notification: (entity id or None, level, message).
+Notify = Callable[[str | None, str, str], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +41,29 @@ class PollReport:
     created_in_source: int = 0
     not_created: int = 0
     unknown_ignored: int = 0
+    #: Missing from the listing but found by a direct read: not deleted.
+    still_there: int = 0
+    #: Missing from the listing, but too many to be deleted (the mass-delete guard).
+    delete_blocked: int = 0
     seconds: float = 0.0
 
 
 class Poller:
     """Lists one entity's external records and publishes the changed ones."""
 
-    def __init__(self, entity: str, applier: Applier, topic: faust.TopicT, refs: Any) -> None:
+    def __init__(
+        self,
+        entity: str,
+        applier: Applier,
+        topic: faust.TopicT,
+        refs: Any,
+        *,
+        notify: Notify | None = None,
+    ) -> None:
         self.entity = entity
+        #: Tells a person (the notifications topic) when the mass-delete guard holds.
+        self.notify = notify
+        self.blocked = False
         #: The entity's sink, mapper, source writer and version rule.
         self.applier = applier
         self.topic = topic
@@ -81,22 +102,18 @@ class Poller:
             )
             self.last_seen[record.id] = version
             report.published += 1
-        for external_id, key in known_before.items():
-            if external_id in listed or external_id in self.reported_gone:
-                continue
-            await self._publish(
-                key,
-                ExternalChange(
-                    change="delete", external_id=external_id, observed_ms=int(time.time() * 1000)
-                ),
-            )
-            self.reported_gone.add(external_id)
-            report.deleted += 1
+        missing = {
+            external_id: key
+            for external_id, key in known_before.items()
+            if external_id not in listed and external_id not in self.reported_gone
+        }
+        if missing:
+            await self._missing(missing, len(known_before), report)
         self.reported_gone &= set(known_before)
         report.seconds = time.monotonic() - started
         log.info(
             "%s: polled %d external records in %.2fs: %d changed, %d gone, %d created "
-            "in source, %d unknown ignored",
+            "in source, %d unknown ignored, %d missing but found, %d deletes held by the guard",
             self.entity,
             report.listed,
             report.seconds,
@@ -104,8 +121,51 @@ class Poller:
             report.deleted,
             report.created_in_source,
             report.unknown_ignored,
+            report.still_there,
+            report.delete_blocked,
         )
         return report
+
+    async def _missing(self, missing: dict[str, str], linked: int, report: PollReport) -> None:
+        """Report objects missing from the listing as deleted, each confirmed by a direct
+        read; a pass missing too many of them deletes nothing (``guards``)."""
+        guards = self.applier.config.guards
+        if not deletes_allowed(len(missing), linked, guards):
+            report.delete_blocked = len(missing)
+            message = (
+                f"{len(missing)} of {linked} linked objects are missing from one listing "
+                f"(more than {guards.delete_max_ratio:.0%}): nothing was deleted. Check the "
+                "API's listing (paging settings, filters, permissions); raise "
+                "guards.delete_max_ratio if such deletes are expected"
+            )
+            log.error("%s: %s", self.entity, message)
+            metrics.observe_guard(self.entity, "mass_delete")
+            if not self.blocked and self.notify is not None:
+                await self.notify(None, "error", message)
+            self.blocked = True
+            return
+        self.blocked = False
+        confirm = self.applier.config.policies.target_delete != "ignore"
+        for external_id, key in missing.items():
+            if confirm and not await self._gone(external_id, report):
+                continue
+            change = ExternalChange(change="delete", external_id=external_id,
+                                    observed_ms=int(time.time() * 1000))  # fmt: skip
+            await self._publish(key, change)
+            self.reported_gone.add(external_id)
+            report.deleted += 1
+
+    async def _gone(self, external_id: str, report: PollReport) -> bool:
+        """A direct read answers 404 (``None``): the object is really gone."""
+        try:
+            found = await self.applier.sink.get(external_id)
+        except SinkError as exc:  # unknown: the next pass reads it again
+            log.warning("%s: could not read missing %s: %s", self.entity, external_id, exc)
+            return False
+        if found is not None:
+            report.still_there += 1
+            return False
+        return True
 
     async def _unknown(self, record: ExternalRecord, report: PollReport) -> None:
         """An external object no entity is linked to: create its row, or ignore it."""

@@ -16,9 +16,14 @@ from faust.types import EventT
 
 from cdcsync.agents.change import GONE, SYNCED, Outcome, RawEvent
 from cdcsync.schemas.events import SourcePosition
-from cdcsync.schemas.state import SyncState
+from cdcsync.schemas.state import SyncState, WriteMark
 
-__all__ = ["StateStore", "bind_event", "next_state"]
+__all__ = ["WRITE_MARKS", "StateStore", "bind_event", "next_state"]
+
+#: External writes remembered per entity, for the loop guard (enough for any sane limit).
+WRITE_MARKS = 32
+#: Outcomes that wrote to the external system.
+WRITTEN = frozenset({"create", "update", "delete", "mark_target"})
 
 
 def next_state(
@@ -61,8 +66,15 @@ def next_state(
             update["superseded"] = [*base.superseded, *gone][-8:]
     elif outcome.action == "park":
         update |= {"status": "conflict", "external_id": outcome.external_id}
-    elif base.status == "retrying":
-        update["status"] = "synced"  # a skip ends the retry too
+    else:
+        if base.status == "retrying":
+            update["status"] = "synced"  # a skip ends the retry too
+        if outcome.version is not None and outcome.external_id == base.external_id:
+            update["row_id"] = outcome.version  # a version adopted without a write
+    if outcome.action in WRITTEN:
+        # For the loop guard (agents.decide.write_loops).
+        mark = WriteMark(at_ms=now_ms, digest=outcome.payload_hash)
+        update["writes"] = [*base.writes, mark][-WRITE_MARKS:]
     return base.model_copy(update=update)
 
 

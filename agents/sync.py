@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,8 @@ from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.agents.controls import Controls
 from cdcsync.agents.decide import coalescible_update, decide
 from cdcsync.agents.emit import Emitter, Topics
-from cdcsync.agents.parking import give_up, park_behind, park_failed, parked_event
+from cdcsync.agents.parking import park_behind, parked_event
+from cdcsync.agents.setbacks import Setbacks
 from cdcsync.agents.state import StateStore, bind_event, next_state
 from cdcsync.agents.status_columns import write_status
 from cdcsync.errors import (
@@ -43,7 +43,6 @@ from cdcsync.errors import (
     MappingError,
     SchemaError,
     SinkError,
-    SinkTransientError,
 )
 from cdcsync.mappers.base import Mapper
 from cdcsync.schemas.config import EntityConfig
@@ -115,6 +114,10 @@ class EntitySync:
             run=self.run,
             child_keys=self.child_keys,
         )
+
+    @functools.cached_property
+    def setbacks(self) -> Setbacks:
+        return Setbacks(self.entity, self.config, self.state, self.emit, self._write_status)
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -271,15 +274,11 @@ class EntitySync:
         errors: list[str],
     ) -> bool:
         """Decide, apply, store the new state, emit the result (or park or give up)."""
-        pos, entity_id = raw.position, change.entity_id
-        decision = decide(
-            change,
-            state,
-            config=self.config,
-            mapper=self.mapper,
-            partition=pos.partition,
-            offset=pos.offset,
-        )
+        pos, entity_id, now = raw.position, change.entity_id, now_ms()
+        decision = decide(change, state, config=self.config, mapper=self.mapper,
+                          partition=pos.partition, offset=pos.offset, now_ms=now)  # fmt: skip
+        if decision.action == "hold":
+            return await self.setbacks.loop(raw, entity_id, state or SyncState(), now=now)
         with counting(self.entity, entity_id) as counter:
             try:
                 if self.parent is not None:
@@ -288,9 +287,11 @@ class EntitySync:
                     decision, entity_id=entity_id, source_row=change.after
                 )
             except SinkError as exc:
-                return await self._failed(raw, change, state, exc, attempt, errors, counter.calls)
+                return await self.setbacks.sink_error(
+                    raw, entity_id, state, exc, attempt=attempt, errors=errors, calls=counter.calls
+                )
 
-        new_state = next_state(state, outcome, pos, now_ms=now_ms())
+        new_state = next_state(state, outcome, pos, now_ms=now)
         self.state.store(entity_id, new_state)
         self.state.link(raw, state, new_state)
         if self.links is not None or self.parent is not None:
@@ -304,76 +305,6 @@ class EntitySync:
             entity_id, change, outcome, raw, calls=counter.calls, attempts=attempt
         )
         return True
-
-    async def _failed(
-        self,
-        raw: RawEvent,
-        change: ChangeEvent,
-        state: SyncState | None,
-        exc: SinkError,
-        attempt: int,
-        errors: list[str],
-        calls: int,
-    ) -> bool:
-        """A sink error: park the entity for a retry while attempts remain, else give up."""
-        transient = isinstance(exc, SinkTransientError)
-        if not (transient and attempt < self.config.retry.max_attempts):
-            errors = [*errors, str(exc)[:500]]
-            await self._give_up(raw, change, state, exc, attempt, errors, calls, transient)
-            return True
-        metrics.observe_retry(self.entity)
-        metrics.observe_parked(self.entity)
-        parked = park_failed(
-            state or SyncState(),
-            parked_event(raw),
-            error=str(exc)[:500],
-            attempts=attempt,
-            errors=errors,
-            now_ms=now_ms(),
-            retry=self.config.retry,
-            retry_after=exc.retry_after,
-        )
-        self.state.store(change.entity_id, parked)
-        await self._write_status(change.entity_id, parked, attempt)
-        retry_at = time.strftime("%H:%M:%S", time.localtime((parked.retry_at_ms or 0) / 1000))
-        log.warning(
-            "%s %s: transient failure, attempt %d/%d (%s); parked until %s",
-            self.entity,
-            change.entity_id,
-            attempt,
-            self.config.retry.max_attempts,
-            exc,
-            retry_at,
-        )
-        return False
-
-    async def _give_up(
-        self,
-        raw: RawEvent,
-        change: ChangeEvent,
-        state: SyncState | None,
-        exc: SinkError,
-        attempts: int,
-        errors: list[str],
-        calls: int,
-        transient: bool,
-    ) -> None:
-        """Out of attempts, or a permanent error: the change becomes a dead letter."""
-        failed = give_up(state or SyncState(), str(exc)[:500], raw.position, now_ms=now_ms())
-        self.state.store(change.entity_id, failed)
-        await self._write_status(change.entity_id, failed, attempts)
-        reason = "sink_transient" if transient else "sink_permanent"
-        await self.emit.dead_letter(
-            raw,
-            change.entity_id,
-            reason,
-            exc,
-            attempts,
-            details={"api_calls": calls, "errors": errors},
-        )
-        if transient:
-            message = f"gave up after {attempts} attempts: {str(exc)[:300]}"
-            await self.emit.notify(change.entity_id, "error", message, raw)
 
     async def _write_status(self, entity_id: str, state: SyncState, attempts: int) -> None:
         await write_status(

@@ -12,6 +12,7 @@ __all__ = [
     "ChildConfig",
     "EntityConfig",
     "FinalizeConfig",
+    "Guards",
     "Policies",
     "PollConfig",
     "RetryConfig",
@@ -57,6 +58,19 @@ class Policies(_Model):
     #: ``newest_wins`` compares these timestamps (ISO 8601 or epoch values).
     source_timestamp: str | None = None
     target_timestamp: str | None = None
+
+
+class Guards(_Model):
+    """Limits that keep a misbehaving API (or a sync bug) from becoming a storm of writes."""
+
+    #: An entity that writes content it already wrote within the window more than this
+    #: many times is parked (``loop_suspected``) until an operator retries it.
+    loop_writes: int = Field(default=5, ge=1)
+    loop_window_s: float = Field(default=300.0, gt=0)
+    #: A poll pass missing more than this share of the linked objects deletes nothing...
+    delete_max_ratio: float = Field(default=0.1, ge=0, le=1)
+    #: ...once it misses at least this many (a few missing objects are each read first).
+    delete_min_count: int = Field(default=3, ge=1)
 
 
 class RetryConfig(_Model):
@@ -120,6 +134,7 @@ class EntityConfig(_Model):
     poll: PollConfig = PollConfig()
     policies: Policies = Policies()
     retry: RetryConfig = RetryConfig()
+    guards: Guards = Guards()
     #: Only rows whose columns hold one of these values are synced (column -> value or list).
     filter: dict[str, Any] = Field(default_factory=dict)
     #: Only changes to these columns trigger a sync (empty: every mapped column).

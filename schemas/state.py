@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-__all__ = ["ParkedEvent", "SyncState"]
+__all__ = ["ParkedEvent", "SyncState", "WriteMark"]
 
 
 class ParkedEvent(BaseModel):
@@ -21,6 +21,15 @@ class ParkedEvent(BaseModel):
     partition: int
     offset: int
     received_ms: int
+
+
+class WriteMark(BaseModel):
+    """One external write of the entity: when, and the hash of the content it wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at_ms: int
+    digest: str | None = None
 
 
 class SyncState(BaseModel):
@@ -45,6 +54,10 @@ class SyncState(BaseModel):
     retry_at_ms: int | None = None
     #: The failed event first, then the later events of this entity, in order.
     parked: list[ParkedEvent] = []
+    #: Why a retrying entity waits for an operator instead of a timer (``loop_suspected``).
+    hold: str | None = None
+    #: The entity's latest external writes, for the loop guard (``agents.guards``).
+    writes: list[WriteMark] = []
     #: Source position of the last event applied, to skip redeliveries.
     last_partition: int | None = None
     last_offset: int | None = None

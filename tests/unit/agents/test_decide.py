@@ -22,6 +22,7 @@ from cdcsync.schemas.envelope import ChangeEvent, ExternalChange
 from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import SyncState
 
+NOW = 1_000_000_000_000
 MAP = FieldMap({"firstName": "first_name", "email": "email"})
 ROW = {"id": 1, "first_name": "Ada", "email": "a@x.org", "notes": "n", "kind": "person"}
 PAYLOAD = {"firstName": "Ada", "email": "a@x.org"}
@@ -79,7 +80,9 @@ def external(
 def run(
     change: ChangeEvent, state: SyncState | None, cfg: EntityConfig | None = None, offset: int = 11
 ):
-    return decide(change, state, config=cfg or config(), mapper=MAP, partition=0, offset=offset)
+    return decide(
+        change, state, config=cfg or config(), mapper=MAP, partition=0, offset=offset, now_ms=NOW
+    )
 
 
 # (name, change, state, config overrides, action, external_id, reason fragment)
@@ -341,7 +344,7 @@ def test_decision_table(change, state, overrides, action, external_id, reason):
 def test_redelivered_offsets_are_skipped(partition, offset, skipped):
     changed = source("update", {**ROW, "first_name": "Bo"})
     decision = decide(
-        changed, SYNCED, config=config(), mapper=MAP, partition=partition, offset=offset
+        changed, SYNCED, config=config(), mapper=MAP, partition=partition, offset=offset, now_ms=NOW
     )
     assert (decision.action == "skip") is skipped
 
