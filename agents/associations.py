@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import faust
 
@@ -59,6 +59,7 @@ class ParentLink:
     links: Any
     topic: faust.TopicT
     key_field: str
+    key_type: Literal["integer", "text"] = "integer"
 
 
 def parent_key(change: ChangeEvent, column: str) -> str | None:
@@ -105,7 +106,8 @@ async def notify_parent(
         return
     control = child_control(child_entity, change.entity_id, external_id)
     await link.topic.send(
-        key=encode_key(link.key_field, key), value=control.model_dump_json().encode()
+        key=encode_key(link.key_field, key, key_type=link.key_type),
+        value=control.model_dump_json().encode(),
     )
 
 

@@ -103,6 +103,7 @@ def build_syncs(
                 links=(links or {})[parent],
                 topic=topics.entities[parent],
                 key_field=config.entities[parent].key,
+                key_type=config.entities[parent].key_type,
             )
     return syncs
 

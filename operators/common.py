@@ -7,7 +7,6 @@ aiokafka ones; nothing here needs a running worker.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +21,11 @@ from cdcsync.schemas.config import Config, EntityConfig
 
 __all__ = [
     "REDRIVE_HEADER",
-    "REPLAY_HEADER",
     "TRIGGER_HEADER",
     "OffsetRange",
     "OperatorError",
     "bootstrap_servers",
     "consumer",
-    "debezium_key",
     "entity_config",
     "header",
     "key_partition",
@@ -42,7 +39,6 @@ __all__ = [
 
 #: Header on a record re-published by ``cdcsync replay``: ``<topic>/<partition>/<offset>``
 #: of the record it copies.
-REPLAY_HEADER = "cdcsync-replay"
 #: Header on a record re-published by ``cdcsync dlq redrive``: ``<partition>/<offset>`` of
 #: the dead letter it came from (in the dead-letter topic).
 REDRIVE_HEADER = "cdcsync-redrive"
@@ -127,16 +123,6 @@ def partitions(cons: KafkaConsumer, topic: str) -> list[int]:
             f"topic {topic!r} does not exist; `cdcsync local up` creates the configured topics"
         )
     return sorted(found)
-
-
-def debezium_key(key_field: str, entity_id: str) -> bytes:
-    """The key Debezium writes for this id, byte for byte: ``{"id":42}``.
-
-    Debezium's JsonConverter writes integers as numbers, so a numeric id is
-    keyed as a number; the same bytes land on the same partition.
-    """
-    value: Any = int(entity_id) if entity_id.lstrip("-").isdigit() else entity_id
-    return json.dumps({key_field: value}, separators=(",", ":")).encode()
 
 
 def key_partition(key: bytes, count: int) -> int:

@@ -17,14 +17,13 @@ from kafka import TopicPartition
 from cdcsync.operators.common import (
     OffsetRange,
     consumer,
-    debezium_key,
     entity_config,
     partitions,
     producer,
     read_ranges,
 )
 from cdcsync.schemas.config import Config
-from cdcsync.schemas.envelope import Control
+from cdcsync.schemas.envelope import Control, encode_key
 from cdcsync.schemas.state import SyncState
 
 __all__ = ["ParkedEntity", "list_parked", "request"]
@@ -93,7 +92,7 @@ def request(
     try:
         prod.send(
             cfg.topic,
-            key=debezium_key(cfg.key, entity_id),
+            key=encode_key(cfg.key, entity_id, key_type=cfg.key_type),
             value=control.model_dump_json().encode(),
         ).get(timeout=30)
     finally:

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 from cdcsync.errors import SchemaError
 from cdcsync.operators.common import (
-    REPLAY_HEADER,
     OffsetRange,
     OperatorError,
     consumer,
@@ -35,7 +34,7 @@ from cdcsync.operators.common import (
     time_ranges,
 )
 from cdcsync.schemas.config import Config
-from cdcsync.schemas.envelope import parse_key
+from cdcsync.schemas.envelope import REPLAY_HEADER, parse_key
 
 __all__ = ["ReplayReport", "origin_of", "replay", "replay_headers", "select"]
 

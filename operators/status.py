@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from cdcsync.operators.common import (
     OffsetRange,
     consumer,
-    debezium_key,
     entity_config,
     key_partition,
     partitions,
@@ -32,6 +31,7 @@ from cdcsync.operators.common import (
     tail_ranges,
 )
 from cdcsync.schemas.config import Config
+from cdcsync.schemas.envelope import encode_key
 from cdcsync.schemas.events import DeadLetter, SyncResult
 from cdcsync.schemas.state import SyncState
 
@@ -92,7 +92,7 @@ def read_state(config: Config, entity: str, entity_id: str) -> tuple[SyncState |
     cons = consumer(config)
     try:
         all_parts = partitions(cons, topic)
-        first = key_partition(debezium_key(cfg.key, entity_id), len(all_parts))
+        first = key_partition(encode_key(cfg.key, entity_id, key_type=cfg.key_type), len(all_parts))
         found = _latest_for_key(cons, topic, key, [first])
         if found is None:
             found = _latest_for_key(cons, topic, key, [p for p in all_parts if p != first])

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from cdcsync.operators.common import (
     TRIGGER_HEADER,
     OperatorError,
-    debezium_key,
     entity_config,
     producer,
 )
 from cdcsync.operators.source import fetch_row, read_envelope, source_dsn, source_table
 from cdcsync.schemas.config import Config
+from cdcsync.schemas.envelope import encode_key
 
 __all__ = ["Triggered", "trigger"]
 
@@ -48,7 +48,7 @@ def trigger(
             f"if it was deleted, its delete is synced from Debezium's event "
             f"(`cdcsync log --entity {entity} --id {entity_id}` shows it)"
         )
-    key = debezium_key(cfg.key, entity_id)
+    key = encode_key(cfg.key, entity_id, key_type=cfg.key_type)
     value = json.dumps(
         read_envelope(row, schema=schema, table=table, origin=origin), separators=(",", ":")
     ).encode()

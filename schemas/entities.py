@@ -119,6 +119,10 @@ class EntityConfig(_Model):
 
     topic: str
     key: str = "id"
+    #: How Debezium writes the key: a JSON number for integer columns (int, bigint, serial),
+    #: a string for text, varchar and uuid columns. Records cdcsync sends into the topic
+    #: (retries, triggers, webhooks, replays) are keyed the same way, so they share a partition.
+    key_type: Literal["integer", "text"] = "integer"
     #: External fields that identify an object without its id (looked up before creating).
     natural_key: list[str] = Field(default_factory=list)
     #: external field -> source column, or a field spec (see cdcsync.mappers)

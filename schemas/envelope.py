@@ -239,9 +239,32 @@ def _external(entity_id: str, data: dict[str, Any]) -> ChangeEvent:
     )
 
 
-def encode_key(key_field: str, entity_id: str | int) -> bytes:
-    """A key byte-identical to Debezium's (JsonConverter, no spaces), so partitions match."""
-    return json.dumps({key_field: entity_id}, separators=(",", ":")).encode()
+def encode_key(
+    key_field: str, entity_id: str | int, *, key_type: Literal["integer", "text"] = "integer"
+) -> bytes:
+    """A key byte-identical to Debezium's (JsonConverter, no spaces), so partitions match.
+
+    ``key_type`` is the entity's: an integer column's id is a JSON number (``"00123"``
+    is refused, it names no integer row), a text column's id a string (``"123"`` stays
+    text). The one encoder of every record cdcsync keys itself.
+    """
+    value: str | int
+    if key_type == "text":
+        value = str(entity_id)
+    else:
+        try:
+            value = int(entity_id)
+        except ValueError:
+            raise SchemaError(
+                f"{key_field}={entity_id!r} is not an integer id; if the key column is text, "
+                "set key_type: text on the entity"
+            ) from None
+        if isinstance(entity_id, str) and str(value) != entity_id.strip():
+            raise SchemaError(
+                f"{key_field}={entity_id!r} is not an integer id as Debezium writes it "
+                f"({value}); if the key column is text, set key_type: text on the entity"
+            )
+    return json.dumps({key_field: value}, separators=(",", ":")).encode()
 
 
 def _first_error(exc: ValidationError) -> str:

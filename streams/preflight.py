@@ -20,7 +20,7 @@ from cdcsync.mappers.base import Mapper
 from cdcsync.schemas.config import Config, target_where
 from cdcsync.sinks.targets import check_target
 
-__all__ = ["check_columns", "check_targets", "preflight"]
+__all__ = ["check_columns", "check_key_types", "check_targets", "preflight"]
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,42 @@ def check_columns(
     return problems
 
 
-def _table_columns(dsn: str, tables: list[tuple[str, str]]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
+#: Column types Debezium keys as a JSON number (``key_type: integer``).
+INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+def check_key_types(config: Config, column_types: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Problems with ``key_type``: it must say how Debezium writes the key column."""
+    problems = []
+    for name, entity in config.entities.items():
+        if entity.source is None:
+            continue
+        table = f"{entity.source.schema_}.{entity.source.table}"
+        column_type = column_types.get(table, {}).get(entity.key)
+        if column_type is None:
+            continue  # check_columns reports a missing table or column
+        wanted = "integer" if column_type in INTEGER_TYPES else "text"
+        if entity.key_type != wanted:
+            json_type = "a number" if wanted == "integer" else "a string"
+            problems.append(
+                f"entities.{name}.key_type: the key column {entity.key!r} of {table} is "
+                f"{column_type}, which Debezium keys as {json_type}; set key_type: {wanted}"
+            )
+    return problems
+
+
+def _table_columns(dsn: str, tables: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """Each table's columns and their types, by ``schema.table``."""
+    found: dict[str, dict[str, str]] = {}
     with psycopg.connect(dsn, connect_timeout=5) as conn:
         for schema, table in tables:
             rows = conn.execute(
-                "SELECT column_name FROM information_schema.columns "
+                "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = %s AND table_name = %s",
                 (schema, table),
             ).fetchall()
             if rows:
-                found[f"{schema}.{table}"] = [r[0] for r in rows]
+                found[f"{schema}.{table}"] = {r[0]: r[1] for r in rows}
     return found
 
 
@@ -97,6 +122,7 @@ def preflight(config: Config, path: Path | None, mappers: Mapping[str, Mapper]) 
             log.warning("could not check mapped columns: database unreachable (%s)", exc)
         else:
             problems += check_columns(config, mappers, columns)
+            problems += check_key_types(config, columns)
     if problems:
         where = f"{path}: " if path else ""
         raise ConfigurationError(

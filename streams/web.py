@@ -27,10 +27,11 @@ from faust.web import Request, Response, View
 
 from cdcsync import metrics
 from cdcsync.errors import CdcsyncError, SchemaError
-from cdcsync.operators.common import TRIGGER_HEADER, debezium_key
+from cdcsync.operators.common import TRIGGER_HEADER
 from cdcsync.operators.source import fetch_row_async, read_envelope, source_dsn, source_table
 from cdcsync.operators.status import entity_status
 from cdcsync.schemas.config import Config
+from cdcsync.schemas.envelope import encode_key
 from cdcsync.schemas.state import SyncState
 from cdcsync.streams.webhooks import SeenIds, WebhookRejectedError, secrets_for, verify
 
@@ -210,7 +211,7 @@ class WebhookReceiver:
         value = read_envelope(row, schema=schema, table=table, origin="webhook")
         headers = [(TRIGGER_HEADER, b"webhook"), (WEBHOOK_ID_HEADER, msg_id.encode())]
         sent = await self.topics.entities[entity].send(
-            key=debezium_key(key_field, entity_id),
+            key=encode_key(key_field, entity_id, key_type=self.config.entities[entity].key_type),
             value=json.dumps(value, separators=(",", ":")).encode(),
             headers=headers,
         )

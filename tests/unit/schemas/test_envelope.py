@@ -3,7 +3,7 @@ import json
 import pytest
 
 from cdcsync.errors import SchemaError
-from cdcsync.schemas.envelope import ChangeEvent, Ignored, parse_change
+from cdcsync.schemas.envelope import ChangeEvent, Ignored, encode_key, parse_change, parse_key
 
 KEY = b'{"id": 42}'
 ROW = {"id": 42, "first_name": "Ada", "email": "ada@example.org"}
@@ -80,3 +80,25 @@ def test_states_written_with_the_old_failed_status_still_load():
     from cdcsync.schemas.state import SyncState
 
     assert SyncState.model_validate({"status": "failed"}).status == "permanently_failed"
+
+
+@pytest.mark.parametrize(
+    ("entity_id", "key_type", "key"),
+    [
+        ("42", "integer", b'{"id":42}'),
+        (42, "integer", b'{"id":42}'),
+        ("-3", "integer", b'{"id":-3}'),
+        ("123", "text", b'{"id":"123"}'),  # a text id that looks like a number stays text
+        ("00123", "text", b'{"id":"00123"}'),
+        ("A-7", "text", b'{"id":"A-7"}'),
+    ],
+)
+def test_keys_are_byte_identical_to_debeziums(entity_id, key_type, key):
+    assert encode_key("id", entity_id, key_type=key_type) == key
+    assert parse_key(key, key_field="id") == str(entity_id)
+
+
+@pytest.mark.parametrize("entity_id", ["00123", "A-7", "1.5", ""])
+def test_an_id_that_is_no_integer_is_refused_for_an_integer_key(entity_id):
+    with pytest.raises(SchemaError, match="key_type: text"):
+        encode_key("id", entity_id)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from cdcsync.mappers.loader import build_mapper
 from cdcsync.operators.providers import describe_providers
 from cdcsync.schemas.config import Config
-from cdcsync.streams.preflight import check_columns, check_targets
+from cdcsync.streams.preflight import check_columns, check_key_types, check_targets
 
 
 def _config(**entity: Any) -> Config:
@@ -71,3 +73,25 @@ def test_providers_list_shows_settings_defaults_and_who_uses_them() -> None:
     settings = {s.name: s for s in rest.settings}
     assert settings["base_url"].required and not settings["page_size"].required
     assert settings["page_size"].default == 100 and settings["token"].secret
+
+
+@pytest.mark.parametrize(
+    ("key_type", "column_type", "problem"),
+    [
+        ("integer", "integer", None),
+        ("integer", "bigint", None),
+        ("text", "uuid", None),
+        ("text", "character varying", None),
+        ("integer", "text", "is text, which Debezium keys as a string; set key_type: text"),
+        ("text", "bigint", "is bigint, which Debezium keys as a number; set key_type: integer"),
+    ],
+)
+def test_key_type_must_match_the_key_column(key_type, column_type, problem) -> None:
+    config = _config(key_type=key_type)
+    problems = check_key_types(config, {"public.contact": {"id": column_type}})
+    if problem is None:
+        assert problems == []
+    else:
+        (found,) = problems
+        assert found.startswith("entities.contact.key_type: the key column 'id' of public.contact")
+        assert found.endswith(problem)
