@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import html
 import json
 import logging
@@ -40,6 +39,7 @@ from .faults import FaultSpec, FaultTable
 from .misbehave import break_connection, injected_response
 from .stats import Stats
 from .store import PreconditionFailedError, Store
+from .write_habits import WriteSide
 
 __all__ = ["API_PREFIX", "RefApi", "RefApiThread", "run_in_thread", "serve"]
 
@@ -62,6 +62,8 @@ class RefApi:
         self.url = ""  # set once it listens
         self._token = token
         self._stats = Stats()
+        #: Its auth and write habits, switchable (see :mod:`.write_habits`).
+        self.writes = WriteSide(self.store, token)
 
     def __repr__(self) -> str:
         return f"RefApi(url={self.url!r}, auth={'on' if self._token else 'off'})"
@@ -73,6 +75,7 @@ class RefApi:
         self.store.clear()
         self.faults = FaultTable()
         self._stats = Stats()
+        self.writes.reset()
 
     def inject_fault(
         self, spec: FaultSpec | Mapping[str, Any] | None = None, **kw: Any
@@ -90,13 +93,15 @@ class RefApi:
             "records": self.store.counts(),
             "faults": {"fired": self.faults.fired, "pending": self.faults.pending()},
             "latency_ms": self.latency_ms,
+            "oauth": self.writes.auth.stats(),
         }
 
     # -- the aiohttp application -------------------------------------------
 
     def make_app(self) -> web.Application:
         """A fresh aiohttp application serving this instance."""
-        app = web.Application(middlewares=[self._count, self._misbehave, self._auth, self._errors])
+        auth = self.writes.authenticate
+        app = web.Application(middlewares=[self._count, self._misbehave, auth, self._errors])
         c = API_PREFIX + "/{collection:[A-Za-z0-9_.-]+}"
         i = c + "/{id}"
         app.router.add_get(c, self._list)
@@ -113,6 +118,7 @@ class RefApi:
             app.router.add_route(method, "/_admin/faults", self._admin_faults)
         for method in ("GET", "PUT"):
             app.router.add_route(method, "/_admin/settings", self._admin_settings)
+        self.writes.add_routes(app)
         return app
 
     @web.middleware
@@ -142,18 +148,6 @@ class RefApi:
             return await handler(request)
         logger.info("injecting %s on %s %s", fault.status, request.method, request.path)
         return injected_response(fault, fault.status)
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if self._token is None or not request.path.startswith("/api/"):
-            return await handler(request)
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, self._token):
-            challenge = {"WWW-Authenticate": 'Bearer realm="refapi"'}
-            return error_response(
-                401, "unauthorized", "a valid bearer token is required", **challenge
-            )
-        return await handler(request)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -196,18 +190,18 @@ class RefApi:
 
     async def _replace(self, request: web.Request) -> web.Response:
         info, body = request.match_info, await json_object(request)
-        if_match = request.headers.get("If-Match")
+        if_match = self.writes.if_match(request)
+        if created := self.writes.put_create(info["collection"], info["id"], body, if_match):
+            return record_response(created, status=201, Location=request.path)
         record = self.store.replace(info["collection"], info["id"], body, if_match=if_match)
         return record_response(record)
 
     async def _merge(self, request: web.Request) -> web.Response:
-        info, body = request.match_info, await json_object(request)
-        if_match = request.headers.get("If-Match")
-        record = self.store.merge(info["collection"], info["id"], body, if_match=if_match)
+        record = await self.writes.merge(request, self.writes.if_match(request))
         return record_response(record)
 
     async def _delete(self, request: web.Request) -> web.Response:
-        info, if_match = request.match_info, request.headers.get("If-Match")
+        info, if_match = request.match_info, self.writes.if_match(request)
         self.store.delete(info["collection"], info["id"], if_match=if_match)
         return web.Response(status=204)
 
@@ -220,7 +214,7 @@ class RefApi:
         ``{"status": 400|404|412, "error": ..., "message": ...}``.
         """
         collection = request.match_info["collection"]
-        operations = operations_of(await json_object(request))
+        operations = self.writes.bulk_operations(operations_of(await json_object(request)))
         results = [
             apply_operation(
                 self.store,

@@ -118,11 +118,15 @@ class Store:
 
     # -- writes ------------------------------------------------------------
 
-    def create(self, collection: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Store a new record under a fresh short id and return it."""
+    def create(
+        self, collection: str, fields: Mapping[str, Any], *, record_id: str | None = None
+    ) -> dict[str, Any]:
+        """Store a new record under a fresh short id (or the client's ``record_id``, which
+        must be free) and return it."""
         rows = self._collections.setdefault(collection, {})
-        record_id = uuid.uuid4().hex[:12]
-        while record_id in rows:  # pragma: no cover - 48 random bits
+        if record_id is not None and record_id in rows:
+            raise ValueError(f"{collection} record {record_id!r} exists already")
+        while record_id is None or record_id in rows:
             record_id = uuid.uuid4().hex[:12]
         self._seq += 1
         rows[record_id] = _Row(seq=self._seq, row_id=self._next_row_id(), fields=_clean(fields))

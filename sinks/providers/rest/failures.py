@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
+from urllib.parse import quote, quote_plus
 
 import httpx
 from pydantic import SecretStr
@@ -28,9 +30,17 @@ def is_transient_status(status: int) -> bool:
 class Failures:
     """Builds the error of one failed call of a collection, its message free of the credential."""
 
-    def __init__(self, settings: RestSettings, token: SecretStr | None) -> None:
+    def __init__(
+        self,
+        settings: RestSettings,
+        token: SecretStr | None,
+        *,
+        secrets: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
         self.settings = settings
         self._token = token
+        #: The auth's secrets of the moment (an OAuth2 access token changes), to redact too.
+        self._secrets = secrets
 
     def fail(
         self, method: str, path: str, what: str, *, cause: BaseException | None = None, **kw: Any
@@ -77,8 +87,13 @@ class Failures:
     def hint(self, status: int) -> str:
         """What a refusal with ``status`` most likely means, and what to check."""
         s = self.settings
+        if status in (401, 403) and s.auth == "oauth2":
+            problem = "was refused" if status == 401 else "lacks permission"
+            return f"the OAuth2 token from {s.token_url} {problem}; check client_id and scope"
         if status in (401, 403):
-            if s.token is not None:
+            if s.auth == "none":
+                where = "nowhere (auth: none)"
+            elif s.token is not None:
                 where = "the configuration's secret `token`"
             elif s.token_env:
                 where = f"the variable {s.token_env}"
@@ -97,9 +112,12 @@ class Failures:
         return "the API refused the request; retrying will not help"
 
     def redact(self, text: str) -> str:
-        """``text`` with the credential replaced by asterisks."""
-        secret = self._token.get_secret_value() if self._token is not None else ""
-        return text.replace(secret, "**********") if secret else text
+        """``text`` with every credential, as is or URL-encoded, replaced by asterisks."""
+        secrets = [] if self._token is None else [self._token.get_secret_value()]
+        for secret in sorted({*secrets, *self._secrets()} - {""}, key=len, reverse=True):
+            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(form, "**********")
+        return text
 
     def excerpt(self, response: httpx.Response) -> str:
         """The start of the body on one line, redacted before it is cut so no secret is halved."""

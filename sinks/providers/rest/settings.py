@@ -1,17 +1,15 @@
-"""What a REST target is configured with, and how its credential is read and sent (never shown)."""
+"""What a REST target is configured with (its credential read and sent by :mod:`.auth`)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from cdcsync.errors import ConfigurationError
 from cdcsync.sinks.base import check_link_template
 
-__all__ = ["HeaderAuth", "RestSettings", "read_token"]
+__all__ = ["RestSettings"]
 
 
 class RestSettings(BaseModel):
@@ -32,6 +30,48 @@ class RestSettings(BaseModel):
     token_env: str | None = None
     #: How updates are sent: PUT replaces the mapped fields, PATCH merges them.
     update_method: Literal["PUT", "PATCH"] = "PUT"
+    # -- writes and auth
+    concurrency: Literal["if_match", "read_before_write", "none"] = Field(
+        default="if_match", description="How a push guards against a concurrent edit: If-Match "
+        "(412 = conflict), a GET comparing the version first, or not at all",
+    )  # fmt: skip
+    auth: Literal["header", "basic", "query", "oauth2", "none"] = Field(
+        default="header", description="How calls authenticate: token in auth_header, HTTP Basic, "
+        "token in a query parameter, OAuth2 client credentials, or no credential",
+    )  # fmt: skip
+    username: str | None = Field(
+        default=None, min_length=1, description="The user of auth: basic (the secret token is "
+        "the password)",
+    )  # fmt: skip
+    auth_query_param: str = Field(
+        default="api_key", min_length=1, description="The query parameter carrying the secret "
+        "token (auth: query); redacted wherever calls are shown",
+    )  # fmt: skip
+    token_url: str | None = Field(
+        default=None, description="The OAuth2 token endpoint, an absolute URL (auth: oauth2)"
+    )
+    client_id: str | None = Field(
+        default=None, min_length=1, description="The OAuth2 client id (auth: oauth2)"
+    )
+    client_secret: SecretStr | None = Field(
+        default=None, description="The OAuth2 client secret (auth: oauth2), only from `secrets:`"
+    )
+    scope: str | None = Field(
+        default=None, description="The OAuth2 scope to ask for, space-separated (auth: oauth2)"
+    )
+    patch_format: Literal["json", "merge-patch"] = Field(
+        default="json", description="The body type of a PATCH: application/json, or "
+        "application/merge-patch+json (RFC 7396: null removes a field)",
+    )  # fmt: skip
+    create_method: Literal["POST", "PUT"] = Field(
+        default="POST", description="How objects are created: POST to the collection (the API "
+        "picks the id) or PUT to {collection_path}/{id} (the client picks it)",
+    )  # fmt: skip
+    create_id_field: str | None = Field(
+        default=None, min_length=1, description="The payload field holding the new object's id "
+        "(required with create_method: PUT)",
+    )  # fmt: skip
+    # -- end of writes and auth
     page_size: int = Field(default=100, ge=1, le=10_000)
     limit_param: str = "limit"
     cursor_param: str = "cursor"
@@ -76,32 +116,29 @@ class RestSettings(BaseModel):
     def _known_placeholders(cls, value: str | None) -> str | None:
         return check_link_template(value, "base_url", "collection_path", "object_type", "id")
 
-
-def read_token(settings: RestSettings, environ: Mapping[str, str]) -> SecretStr | None:
-    """The credential: the ``token`` secret, else the variable ``token_env`` names, else none."""
-    if settings.token is not None:
-        return settings.token
-    if settings.token_env is None:
-        return None
-    value = environ.get(settings.token_env, "")
-    if not value.strip():
-        raise ConfigurationError(
-            f"{settings.object_type} sink: the environment variable {settings.token_env} "
-            "(named by token_env) is not set or empty; export the API token in it"
-        )
-    return SecretStr(value.strip())
-
-
-class HeaderAuth(httpx.Auth):
-    """Adds the credential to each request without it ever sitting in the client's headers."""
-
-    def __init__(self, header: str, scheme: str, token: SecretStr) -> None:
-        self._header, self._scheme, self._token = header, scheme, token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        secret = self._token.get_secret_value()
-        request.headers[self._header] = f"{self._scheme} {secret}" if self._scheme else secret
-        yield request
-
-    def __repr__(self) -> str:
-        return f"HeaderAuth(header={self._header!r}, token={self._token})"
+    @model_validator(mode="after")
+    def _writes_and_auth(self) -> RestSettings:
+        """Each auth and create mode has the settings it needs (writes and auth)."""
+        has_token = self.token is not None or self.token_env is not None
+        needs: dict[str, bool] = {
+            "create_method PUT needs create_id_field (the payload field holding the id)": (
+                self.create_method == "PUT" and self.create_id_field is None
+            ),
+            "auth basic needs username, and the password as secret `token` (or token_env)": (
+                self.auth == "basic" and (self.username is None or not has_token)
+            ),
+            "auth query needs the API key as secret `token` (or token_env)": (
+                self.auth == "query" and not has_token
+            ),
+            "auth oauth2 needs token_url, client_id and secret `client_secret`": (
+                self.auth == "oauth2"
+                and None in (self.token_url, self.client_id, self.client_secret)
+            ),
+        }
+        if missing := [what for what, lacking in needs.items() if lacking]:
+            raise ValueError("; ".join(missing))
+        if self.token_url is not None:
+            url = httpx.URL(self.token_url)
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ValueError("token_url must be an absolute http(s) URL")
+        return self

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cdcsync.errors import SinkError
+from cdcsync.errors import SinkPermanentError
 from cdcsync.sinks.base import BulkOutcome, BulkWrite, ExternalRecord, Sink, count_call
 from cdcsync.sinks.delivery.audit import Auditor, audit_record
 from cdcsync.sinks.delivery.ratelimit import (
@@ -20,9 +20,17 @@ from cdcsync.sinks.delivery.ratelimit import (
     resolve_workers,
 )
 from cdcsync.sinks.delivery.transport import TRANSPORT_ERRORS, classify, make_transport
+from cdcsync.sinks.providers.rest.auth import (
+    OAuth2ClientCredentials,
+    RedactingFilter,
+    make_auth,
+    read_token,
+)
+from cdcsync.sinks.providers.rest.bulk import BulkWriter
 from cdcsync.sinks.providers.rest.failures import Failures, is_transient_status
 from cdcsync.sinks.providers.rest.paging import CollectionReader
-from cdcsync.sinks.providers.rest.settings import HeaderAuth, RestSettings, read_token
+from cdcsync.sinks.providers.rest.settings import RestSettings
+from cdcsync.sinks.providers.rest.writes import WriteGuard, create_target, write_headers
 
 __all__ = ["RestSink"]
 
@@ -50,7 +58,10 @@ class RestSink(Sink):
         self.bulk_max = settings.bulk_max if settings.bulk_path else 0
         environ = os.environ if environ is None else environ
         token = read_token(settings, environ)
-        self._failures = Failures(settings, token)
+        #: How calls carry the credential (setting ``auth``); ``None``: no credential.
+        self.auth = make_auth(settings, token)
+        secrets = self.auth.secrets if self.auth else tuple
+        self._failures = Failures(settings, token, secrets=secrets)
         self._reader = CollectionReader(settings, self._failures)
         self._auditor = auditor
         self._integration = integration
@@ -59,12 +70,17 @@ class RestSink(Sink):
             max_concurrency=settings.max_concurrency,
             workers=resolve_workers(settings.workers, environ),
         )
-        auth = None
-        if token is not None:
-            auth = HeaderAuth(settings.auth_header, settings.auth_scheme, token)
+        self._guard = WriteGuard(settings, self._failures, self.get)
+        self._bulk = BulkWriter(
+            settings, self._failures, self._guard, post=self._post,
+            read_json=self._reader.json, to_record=self._reader.to_record,
+        )  # fmt: skip
+        self._log_filter = RedactingFilter(self._failures.redact)
+        if settings.auth == "query":  # httpx's log lines show the URL, the key with it
+            logging.getLogger("httpx").addFilter(self._log_filter)
         self._client = httpx.AsyncClient(
             base_url=settings.base_url,
-            auth=auth,
+            auth=self.auth,
             headers={"Accept": "application/json"},
             timeout=httpx.Timeout(settings.timeout_s),
             transport=transport or make_transport(settings.max_connections),
@@ -85,26 +101,37 @@ class RestSink(Sink):
         return await self._reader.find(self._get, natural_key)
 
     async def create(self, payload: Mapping[str, Any]) -> ExternalRecord:
-        response = await self._send("POST", self.settings.collection_path, body=payload)
-        return self._reader.record(response)
+        method, client_id = create_target(self.settings, self._failures, payload)
+        if client_id is None:  # POST: the API picks the id
+            response = await self._send("POST", self.settings.collection_path, body=payload)
+            return self._reader.record(response)
+        path = self._item_path(method, client_id)
+        return self._reader.record(await self._send(method, path, body=payload))
 
     async def update(
         self, external_id: str, payload: Mapping[str, Any], *, expected_row_id: str | None = None
     ) -> ExternalRecord:
         method = self.settings.update_method
         path = self._item_path(method, external_id)
-        headers = _if_match(expected_row_id)
+        headers = await self._guard.headers(method, path, external_id, expected_row_id)
+        headers |= write_headers(self.settings, method)
         return self._reader.record(await self._send(method, path, body=payload, headers=headers))
 
     async def patch(self, external_id: str, fields: Mapping[str, Any]) -> ExternalRecord:
         if self.settings.update_method != "PATCH":
             return await super().patch(external_id, fields)
         path = self._item_path("PATCH", external_id)
-        return self._reader.record(await self._send("PATCH", path, body=fields))
+        headers = write_headers(self.settings, "PATCH")
+        return self._reader.record(await self._send("PATCH", path, body=fields, headers=headers))
 
     async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         path = self._item_path("DELETE", external_id)
-        headers = _if_match(expected_row_id)
+        try:
+            headers = await self._guard.headers("DELETE", path, external_id, expected_row_id)
+        except SinkPermanentError as exc:
+            if exc.status_code == 404:  # read_before_write found it gone already
+                return False
+            raise
         response = await self._send("DELETE", path, missing_ok=True, headers=headers)
         return response.status_code != 404
 
@@ -112,23 +139,7 @@ class RestSink(Sink):
         s = self.settings
         if not s.bulk_path:
             return await super().bulk(writes)
-        if not 1 <= len(writes) <= s.bulk_max:
-            self._failures.fail("POST", s.bulk_path, f"takes 1 to {s.bulk_max} writes (bulk_max)")
-        update = {"PUT": "replace", "PATCH": "merge"}[s.update_method]
-        operations = [_bulk_operation(w, update) for w in writes]
-        response = await self._send("POST", s.bulk_path, body={"operations": operations})
-        body = self._reader.json(response)
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(results, list) or len(results) != len(writes):
-            self._failures.fail(
-                "POST", s.bulk_path, f"did not answer one result per operation ({len(writes)}); "
-                "check that bulk_path is the collection's bulk endpoint",
-                status=response.status_code,
-            )  # fmt: skip
-        return [
-            self._bulk_outcome(w, o, r, response)
-            for w, o, r in zip(writes, operations, results, strict=True)
-        ]
+        return await self._bulk.write(writes)
 
     def list(self) -> AsyncIterator[ExternalRecord]:
         return self._reader.list(self._get)
@@ -142,6 +153,7 @@ class RestSink(Sink):
         )  # fmt: skip
 
     async def aclose(self) -> None:
+        logging.getLogger("httpx").removeFilter(self._log_filter)
         await self._client.aclose()
 
     # -- HTTP, and translation of every failure at the boundary ---------------
@@ -158,9 +170,17 @@ class RestSink(Sink):
                 recipient=f"{url.scheme}://{url.netloc.decode('ascii')}",
                 method=request.method,
                 target=url.path,
-                body=request.content,
+                body=b"" if self._is_credential(request) else request.content,
             )
         )
+
+    def _is_credential(self, request: httpx.Request) -> bool:
+        """Whether a request's body is a credential (a token request): not even digested."""
+        auth = self.auth
+        return isinstance(auth, OAuth2ClientCredentials) and auth.is_token_request(request)
+
+    async def _post(self, url: str, body: Mapping[str, Any]) -> httpx.Response:
+        return await self._send("POST", url, body=body)
 
     async def _get(self, url: str, params: Mapping[str, str] | None) -> httpx.Response:
         return await self._send("GET", url, params=params)
@@ -197,28 +217,6 @@ class RestSink(Sink):
         excerpt = self._failures.excerpt(response)
         raise self._failures.status_error(method, path, status, excerpt, retry_after)
 
-    def _bulk_outcome(
-        self, write: BulkWrite, operation: dict[str, Any], result: Any, response: httpx.Response
-    ) -> BulkOutcome:
-        """One write's part of a bulk answer, judged as that write alone would be."""
-        path = self.settings.collection_path
-        if write.external_id is not None:
-            path = f"{path}/{quote(write.external_id, safe='')}"
-        status = result.get("status") if isinstance(result, dict) else None
-        if not isinstance(status, int) or isinstance(status, bool):
-            what = f"got a result without a status: {str(result)[:80]}"
-            return self._failures.error("bulk", path, what)
-        if write.kind == "delete" and (200 <= status < 300 or status == 404):
-            return status != 404
-        if 200 <= status < 300:
-            try:
-                return self._reader.to_record(result.get("item"), response)
-            except SinkError as exc:
-                return exc
-        message = str(result.get("message") or result.get("error") or "")
-        excerpt = self._failures.redact(message)[:200]
-        return self._failures.status_error(f"bulk {operation['op']}", path, status, excerpt, None)
-
     def _item_path(self, method: str, external_id: str) -> str:
         if not str(external_id):
             self._failures.fail(
@@ -230,19 +228,3 @@ class RestSink(Sink):
 async def _count_request(request: httpx.Request) -> None:
     """httpx request hook: one external API call for the operation counting, if any."""
     count_call()
-
-
-def _if_match(row_id: str | None) -> dict[str, str] | None:
-    return None if row_id is None else {"If-Match": row_id}
-
-
-def _bulk_operation(write: BulkWrite, update: str) -> dict[str, Any]:
-    """One write as an operation of the reference API's bulk request."""
-    operation: dict[str, Any] = {"op": update if write.kind == "update" else write.kind}
-    if write.external_id is not None:
-        operation["id"] = write.external_id
-    if write.expected_row_id is not None:
-        operation["rowId"] = write.expected_row_id
-    if write.payload is not None:
-        operation["fields"] = dict(write.payload)
-    return operation
