@@ -12,6 +12,10 @@ pauses it).
 - :mod:`~cdcsync.sinks.providers.rest.sink`: the calls (the Sink contract, bulk writes).
 - :mod:`~cdcsync.sinks.providers.rest.paging`: answers into records, listing, find.
 - :mod:`~cdcsync.sinks.providers.rest.failures`: failed calls into sink errors.
+- :mod:`~cdcsync.sinks.providers.rest.auth`: how calls carry the credential (``auth``).
+- :mod:`~cdcsync.sinks.providers.rest.writes`: what guards a push (``concurrency``), the
+  PATCH body type and where a create goes.
+- :mod:`~cdcsync.sinks.providers.rest.bulk`: bulk calls, their answers matched by id.
 
 :data:`provider` is what the ``cdcsync.providers`` entry point ``rest`` names.
 """
