@@ -15,4 +15,16 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
+# The real API servers of the integration tests (json-server, Directus) are installed by the
+# tests themselves from npm (cdcsync.stack.apis); they need Node.js 20+ with npm, which
+# Debian 12's own nodejs (18) is not: take it from NodeSource when it is missing or older.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null; then
+    echo "installing Node.js 20 from NodeSource (found: ${node_major})"
+    export DEBIAN_FRONTEND=noninteractive
+    command -v curl >/dev/null || { apt-get update -q && apt-get install -y -q curl ca-certificates; }
+    curl -fsSL https://deb.nodesource.com/setup_20.x | bash -
+    apt-get install -y -q nodejs
+fi
+
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
