@@ -30,12 +30,12 @@ from .answers import (
     BadRequestError,
     error_response,
     json_object,
-    record_response,
     refusal,
     validation_message,
 )
 from .bulk import apply_operation, operations_of
 from .faults import FaultSpec, FaultTable
+from .habits import Habits, created_answer, listing_answer, object_answer, updated_answer
 from .misbehave import break_connection, injected_response
 from .stats import Stats
 from .store import PreconditionFailedError, Store
@@ -46,8 +46,6 @@ __all__ = ["API_PREFIX", "RefApi", "RefApiThread", "run_in_thread", "serve"]
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
 
@@ -55,8 +53,16 @@ _T = TypeVar("_T")
 class RefApi:
     """One reference API instance: its records, faults, counters and settings."""
 
-    def __init__(self, *, token: str | None = None, latency_ms: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        latency_ms: int = 0,
+        habits: Habits | Mapping[str, Any] | None = None,
+    ) -> None:
         self.store = Store()
+        #: How it shapes listings, objects and write answers (see :mod:`.habits`).
+        self.habits = Habits().changed(habits or {}) if not isinstance(habits, Habits) else habits
         self.faults = FaultTable()
         self.latency_ms = latency_ms
         self.url = ""  # set once it listens
@@ -166,39 +172,29 @@ class RefApi:
     # -- /api/v1 handlers ----------------------------------------------------
 
     async def _list(self, request: web.Request) -> web.Response:
-        query = request.query
-        try:
-            limit = int(query.get("limit", DEFAULT_LIMIT))
-        except ValueError:
-            raise BadRequestError("limit must be an integer") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise BadRequestError(f"limit must be between 1 and {MAX_LIMIT}")
-        filters = {k: v for k, v in query.items() if k not in ("limit", "cursor")}
-        collection, cursor = request.match_info["collection"], query.get("cursor") or None
-        page = self.store.page(collection, limit=limit, cursor=cursor, filters=filters)
-        return web.json_response({"items": page.items, "next": page.next})
+        return listing_answer(self.habits, self.store, request)
 
     async def _create(self, request: web.Request) -> web.Response:
         collection = request.match_info["collection"]
         record = self.store.create(collection, await json_object(request))
         location = f"{API_PREFIX}/{collection}/{record['id']}"
-        return record_response(record, status=201, Location=location)
+        return created_answer(self.habits, record, location)
 
     async def _get(self, request: web.Request) -> web.Response:
         info = request.match_info
-        return record_response(self.store.get(info["collection"], info["id"]))
+        return object_answer(self.habits, self.store.get(info["collection"], info["id"]))
 
     async def _replace(self, request: web.Request) -> web.Response:
         info, body = request.match_info, await json_object(request)
         if_match = self.writes.if_match(request)
         if created := self.writes.put_create(info["collection"], info["id"], body, if_match):
-            return record_response(created, status=201, Location=request.path)
+            return created_answer(self.habits, created, request.path)
         record = self.store.replace(info["collection"], info["id"], body, if_match=if_match)
-        return record_response(record)
+        return updated_answer(self.habits, record)
 
     async def _merge(self, request: web.Request) -> web.Response:
         record = await self.writes.merge(request, self.writes.if_match(request))
-        return record_response(record)
+        return updated_answer(self.habits, record)
 
     async def _delete(self, request: web.Request) -> web.Response:
         info, if_match = request.match_info, self.writes.if_match(request)
@@ -260,25 +256,35 @@ class RefApi:
         return web.json_response({"armed": rule.model_dump(exclude_none=True)}, status=201)
 
     async def _admin_settings(self, request: web.Request) -> web.Response:
-        """GET shows, PUT changes the latency added to every ``/api`` request."""
+        """GET shows, PUT changes the latency added to every ``/api`` request and the habits
+        (a partial ``{"habits": {...}}``, see :mod:`.habits`; shown when not the defaults)."""
         if request.method == "PUT":
             body = await json_object(request)
+            changed = self.habits.changed(body.pop("habits", None) or {})
             latency = body.get("latency_ms", self.latency_ms)
             if set(body) - {"latency_ms"} or type(latency) is not int or latency < 0:
-                raise BadRequestError('expected {"latency_ms": <non-negative int>}')
-            self.latency_ms = latency
-        return web.json_response({"latency_ms": self.latency_ms})
+                raise BadRequestError(
+                    'expected {"latency_ms": <non-negative int>, "habits": {...}}'
+                )
+            self.latency_ms, self.habits = latency, changed
+        shown = {"habits": self.habits.shown()} if self.habits.shown() else {}
+        return web.json_response({"latency_ms": self.latency_ms, **shown})
 
 
 @contextlib.asynccontextmanager
 async def serve(
-    host: str = "127.0.0.1", port: int = 0, token: str | None = None, *, latency_ms: int = 0
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    *,
+    latency_ms: int = 0,
+    habits: Habits | Mapping[str, Any] | None = None,
 ) -> AsyncIterator[RefApi]:
     """Run a reference API on the current loop for the duration of the block.
 
     ``port=0`` picks a free port; the instance's ``url`` says which.
     """
-    api = RefApi(token=token, latency_ms=latency_ms)
+    api = RefApi(token=token, latency_ms=latency_ms, habits=habits)
     runner = web.AppRunner(
         api.make_app(), access_log=None, shutdown_timeout=0.5, handler_cancellation=True
     )

@@ -112,6 +112,14 @@ class Store:
             last_seq = row.seq
         return Page(items=items, next=_encode_cursor(last_seq) if more else None)
 
+    def matching(
+        self, collection: str, filters: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every record equal to ``filters``, in creation order (offset and page paging)."""
+        wanted = dict(filters or {})
+        rows = self._collections.get(collection, {}).items()
+        return [self._render(rid, row) for rid, row in rows if _matches(row.fields, wanted)]
+
     def counts(self) -> dict[str, int]:
         """Number of records per collection, for the admin stats."""
         return {name: len(rows) for name, rows in self._collections.items()}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from cdcsync.sinks.base import check_link_template
+from cdcsync.sinks.providers.rest.pointer import check_pointer, escape_token
 
 __all__ = ["RestSettings"]
 
@@ -75,8 +76,52 @@ class RestSettings(BaseModel):
     page_size: int = Field(default=100, ge=1, le=10_000)
     limit_param: str = "limit"
     cursor_param: str = "cursor"
-    items_field: str = "items"
-    next_field: str = "next"
+    # -- answers, envelopes, paging, versions
+    items_path: str = Field(
+        default="/items",
+        description='JSON Pointer to the list in a listing ("" a bare array, "/data", "/results")',
+    )
+    object_path: str = Field(
+        default="", description='JSON Pointer to the object in a single-object answer ("/data")'
+    )
+    next_path: str | None = Field(
+        default="/next", description="JSON Pointer to the next cursor or next link of a listing"
+    )
+    total_path: str | None = Field(
+        default=None, description='JSON Pointer to the total count ("/count", "/meta/total_count")'
+    )
+    total_header: str | None = Field(
+        default=None, description='Header holding the total count, e.g. "X-Total-Count"'
+    )
+    list_params: dict[str, str] = Field(
+        default_factory=dict, description='Extra query parameters on every listing, e.g. {"meta": '
+        '"total_count"}',
+    )  # fmt: skip
+    paging: Literal["cursor", "link_header", "offset", "page", "none"] = Field(
+        default="cursor", description="How a listing goes on: next cursor/link, Link header, "
+        "offset+limit, page+limit, or one request",
+    )  # fmt: skip
+    offset_param: str = Field(
+        default="offset", min_length=1, description="Query parameter of the offset (offset paging)"
+    )
+    page_param: str = Field(
+        default="page", min_length=1, description='Query parameter of the page number ("_page")'
+    )
+    first_page: int = Field(default=1, ge=0, description="Number of the first page (page paging)")
+    version_source: Literal["field", "etag", "none"] = Field(
+        default="field", description="Where an object's version is: version_field, the ETag "
+        "header, or nowhere (then use poll.version: hash)",
+    )  # fmt: skip
+    after_write: Literal["read_back", "next_poll"] = Field(
+        default="read_back", description="When a write answer lacks the object or its version: "
+        "GET it once, or leave the version to the next poll",
+    )  # fmt: skip
+    items_field: str | None = Field(
+        default=None, description="Deprecated: items_path as a dotted name (data.rows)"
+    )
+    next_field: str | None = Field(
+        default=None, description="Deprecated: next_path as a dotted name (paging.after)"
+    )
     link_template: str | None = None
     #: The collection's bulk endpoint (the reference API's shape: ``{"operations": [...]}``
     #: answered by ``{"results": [...]}``); writes of concurrent changes then share calls.
@@ -110,6 +155,26 @@ class RestSettings(BaseModel):
         if not value.startswith("/"):
             raise ValueError("must start with '/', e.g. /api/v1/contacts")
         return value.rstrip("/")
+
+    @field_validator("items_path", "object_path", "next_path", "total_path")
+    @classmethod
+    def _pointer(cls, value: str | None) -> str | None:
+        return None if value is None else check_pointer(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dotted_names(cls, data: Any) -> Any:
+        """items_field / next_field (dotted names, before JSON Pointers) as the pointers."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in (("items_field", "items_path"), ("next_field", "next_path")):
+            if data.get(old) is None:
+                continue
+            if new in data:
+                raise ValueError(f"set {new} only: {old} is its older, dotted form")
+            data[new] = "/" + "/".join(escape_token(p) for p in str(data[old]).split("."))
+        return data
 
     @field_validator("link_template")
     @classmethod

@@ -20,6 +20,7 @@ from cdcsync.sinks.delivery.ratelimit import (
     resolve_workers,
 )
 from cdcsync.sinks.delivery.transport import TRANSPORT_ERRORS, classify, make_transport
+from cdcsync.sinks.providers.rest.answers import id_problem
 from cdcsync.sinks.providers.rest.auth import (
     OAuth2ClientCredentials,
     RedactingFilter,
@@ -104,9 +105,10 @@ class RestSink(Sink):
         method, client_id = create_target(self.settings, self._failures, payload)
         if client_id is None:  # POST: the API picks the id
             response = await self._send("POST", self.settings.collection_path, body=payload)
-            return self._reader.record(response)
+            return await self._reader.written(response, payload, self.get)
         path = self._item_path(method, client_id)
-        return self._reader.record(await self._send(method, path, body=payload))
+        response = await self._send(method, path, body=payload)
+        return await self._reader.written(response, payload, self.get, external_id=client_id)
 
     async def update(
         self, external_id: str, payload: Mapping[str, Any], *, expected_row_id: str | None = None
@@ -115,14 +117,16 @@ class RestSink(Sink):
         path = self._item_path(method, external_id)
         headers = await self._guard.headers(method, path, external_id, expected_row_id)
         headers |= write_headers(self.settings, method)
-        return self._reader.record(await self._send(method, path, body=payload, headers=headers))
+        response = await self._send(method, path, body=payload, headers=headers)
+        return await self._reader.written(response, payload, self.get, external_id=external_id)
 
     async def patch(self, external_id: str, fields: Mapping[str, Any]) -> ExternalRecord:
         if self.settings.update_method != "PATCH":
             return await super().patch(external_id, fields)
         path = self._item_path("PATCH", external_id)
         headers = write_headers(self.settings, "PATCH")
-        return self._reader.record(await self._send("PATCH", path, body=fields, headers=headers))
+        response = await self._send("PATCH", path, body=fields, headers=headers)
+        return await self._reader.written(response, fields, self.get, external_id=external_id)
 
     async def delete(self, external_id: str, *, expected_row_id: str | None = None) -> bool:
         path = self._item_path("DELETE", external_id)
@@ -218,10 +222,8 @@ class RestSink(Sink):
         raise self._failures.status_error(method, path, status, excerpt, retry_after)
 
     def _item_path(self, method: str, external_id: str) -> str:
-        if not str(external_id):
-            self._failures.fail(
-                method, self.settings.collection_path, "needs a non-empty external id"
-            )
+        if (problem := id_problem(external_id)) is not None:
+            self._failures.fail(method, self.settings.collection_path, problem)
         return f"{self.settings.collection_path}/{quote(str(external_id), safe='')}"
 
 
