@@ -10,7 +10,10 @@ pauses it).
 
 - :mod:`~cdcsync.sinks.providers.rest.settings`: the settings and the credential.
 - :mod:`~cdcsync.sinks.providers.rest.sink`: the calls (the Sink contract, bulk writes).
-- :mod:`~cdcsync.sinks.providers.rest.paging`: answers into records, listing, find.
+- :mod:`~cdcsync.sinks.providers.rest.paging`: listing (``paging``), totals, find.
+- :mod:`~cdcsync.sinks.providers.rest.answers`: single-object and write answers into
+  records (``object_path``, ``version_source``, ``after_write``), ids checked.
+- :mod:`~cdcsync.sinks.providers.rest.pointer`: the JSON Pointers of the envelopes.
 - :mod:`~cdcsync.sinks.providers.rest.failures`: failed calls into sink errors.
 - :mod:`~cdcsync.sinks.providers.rest.auth`: how calls carry the credential (``auth``).
 - :mod:`~cdcsync.sinks.providers.rest.writes`: what guards a push (``concurrency``), the
