@@ -67,6 +67,7 @@ class SeedReport:
     objects: int = 0
     synced: int = 0  # results that were not skips
     skipped: int = 0
+    conflicts: int = 0  # results settled by the conflict policy (both sides had changed)
     dead_letters: int = 0
     api_calls: int = 0  # sum of the results' api_calls
     audit_calls: int = 0  # every call the audit topic saw (poll listings included)
@@ -97,7 +98,8 @@ class SeedReport:
         )
         return (
             f"seed {self.seed}: {self.steps} steps ({made}) in {self.steps_s:.1f}s; "
-            f"{self.synced} synced, {self.skipped} skipped, {self.dead_letters} dead letters; "
+            f"{self.synced} synced ({self.conflicts} conflicts), {self.skipped} skipped, "
+            f"{self.dead_letters} dead letters; "
             f"{self.calls_per_change:.2f} API calls per synced change "
             f"({self.api_calls} calls; {self.audit_calls} with the poller's listings); "
             f"settled {'in' if self.converged else 'NOT after'} {self.settle_s:.1f}s; "
@@ -276,6 +278,7 @@ class Convergence:
                 action = str(event.get("action"))
                 r.actions[action] = r.actions.get(action, 0) + 1
                 r.api_calls += int(event.get("api_calls") or 0)
+                r.conflicts += "conflict" in str(event.get("reason", ""))
                 if action == "skip":
                     r.skipped += 1
                 else:
