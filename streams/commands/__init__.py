@@ -1,8 +1,8 @@
 """Operator commands, on the Faust app so one CLI runs the worker and the tools.
 
 One module per group: ``stack`` (local), ``repair`` (replay, resync,
-dlq, trigger), ``inspect`` (status, log, schemas), ``parked``, ``reconcile`` and
-``providers`` (providers, check). Each command's
+dlq, trigger), ``inspect`` (status, log, schemas), ``parked``, ``reconcile``,
+``providers`` (providers, check) and ``probe``. Each command's
 docstring is its ``--help``; the work is done by ``cdcsync.operators``.
 Packages above streams add theirs through the app's ``autodiscover`` list
 (``cdcsync demo`` is ``cdcsync.demo.command``).
@@ -11,7 +11,15 @@ Packages above streams add theirs through the app's ``autodiscover`` list
 from __future__ import annotations
 
 from cdcsync.schemas.config import Config
-from cdcsync.streams.commands import inspect, parked, providers, reconcile, repair, stack
+from cdcsync.streams.commands import (
+    inspect,
+    parked,
+    probe,
+    providers,
+    reconcile,
+    repair,
+    stack,
+)
 from cdcsync.streams.commands.stack import stack_up
 from cdcsync.streams.sync_app import SyncApp
 
@@ -26,3 +34,4 @@ def register(app: SyncApp, config: Config) -> None:
     parked.register(app, config)
     reconcile.register(app, config)
     providers.register(app, config)
+    probe.register(app, config)
