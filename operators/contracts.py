@@ -25,6 +25,7 @@ from cdcsync.schemas.events import (
     ConflictEvent,
     DeadLetter,
     Notification,
+    OperatorAction,
     SyncResult,
 )
 from cdcsync.sinks.registry import default_registry
@@ -67,6 +68,12 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract("conflict", ConflictEvent, SCHEMA_VERSION, "cdcsync conflict event"),
     Contract("notification", Notification, SCHEMA_VERSION, "cdcsync notification event"),
     Contract("audit", AuditRecord, SCHEMA_VERSION, "cdcsync audit record of an outgoing call"),
+    Contract(
+        "operator-action",
+        OperatorAction,
+        SCHEMA_VERSION,
+        "cdcsync audit record of an operator action",
+    ),
     Contract("config", Config, CONFIG_SCHEMA_VERSION, "cdcsync configuration file", emitted=False),
 )
 

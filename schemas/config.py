@@ -33,6 +33,7 @@ from cdcsync.schemas.integrations import (
     TargetConfig,
     interpolate,
 )
+from cdcsync.schemas.web import WebConfig
 
 __all__ = [
     "AppConfig",
@@ -52,6 +53,7 @@ __all__ = [
     "StatusColumns",
     "TargetConfig",
     "TopicsConfig",
+    "WebConfig",
     "interpolate",
     "target_where",
 ]
@@ -68,6 +70,8 @@ class AppConfig(_Model):
     broker: str = "kafka://127.0.0.1:9092"
     store: str = "memory://"
     web_port: int = 6066
+    #: The HTTP endpoints: bind address (loopback by default), tokens, sessions.
+    web: WebConfig = WebConfig()
     #: Where Faust keeps local table state (the changelog topics are the source of truth).
     datadir: str = ".cdcsync/faust"
     batch_size: int = Field(default=200, ge=1)

@@ -17,6 +17,7 @@ __all__ = [
     "DeadLetter",
     "ExternalRef",
     "Notification",
+    "OperatorAction",
     "RawRecord",
     "SourcePosition",
     "SyncResult",
@@ -179,3 +180,27 @@ class AuditRecord(_Event):
     payload_digest: str | None
     payload_bytes: int
     sent_ms: int
+
+
+class OperatorAction(_Event):
+    """One state-changing call to the worker's endpoints (who, what, on which entities, result).
+
+    On the audit topic beside :class:`AuditRecord`: refused attempts are
+    recorded too, so the trail shows who tried what, never a token.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["operator_action"] = "operator_action"
+    #: The token's name (``webhook:<entity>`` for a signed webhook, ``anonymous`` if none).
+    actor: str
+    #: ``viewer``, ``operator``, ``admin``, ``webhook``, or ``none`` when unauthenticated.
+    role: str
+    #: The method and route, e.g. ``POST /webhooks/{entity}``.
+    action: str
+    entity: str | None = None
+    entity_ids: list[str] = []
+    #: ``ok`` (2xx), ``refused`` (401/403/4xx) or ``failed`` (5xx), and the HTTP status.
+    result: Literal["ok", "refused", "failed"]
+    status: int
+    detail: str | None = None
+    at_ms: int

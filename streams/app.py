@@ -13,11 +13,12 @@ from cdcsync.schemas.config import Config
 from cdcsync.streams import cli, commands, consumer
 from cdcsync.streams.audit import TopicAuditor
 from cdcsync.streams.config import default_config_path, load_config
+from cdcsync.streams.guard import WebGuard
 from cdcsync.streams.preflight import preflight
 from cdcsync.streams.sync_app import SyncApp
 from cdcsync.streams.tables import declare_links, declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
-from cdcsync.streams.web import register_pages
+from cdcsync.streams.web import configure_web, register_pages
 
 __all__ = ["DISCOVERED_COMMANDS", "create_app", "main"]
 
@@ -28,6 +29,7 @@ DISCOVERED_COMMANDS = ["cdcsync.demo.command"]
 
 def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
     """Build the app: topics, tables, one sync agent per entity, commands, web endpoints."""
+    guard = WebGuard(config.app.web)
     app = SyncApp(
         config,
         config_path=config_path,
@@ -38,13 +40,13 @@ def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
         # Given, or Faust guesses it from argv[0] when a command runs and scans that package.
         origin=__name__,
         datadir=config.app.datadir,
-        web_host="127.0.0.1",
         web_port=config.app.web_port,
         consumer_auto_offset_reset=config.app.auto_offset_reset,
         producer_acks=-1,
         broker_session_timeout=config.app.session_timeout_s,
         broker_heartbeat_interval=config.app.heartbeat_interval_s,
     )
+    configure_web(app, config.app.web, guard)
     # Faust's seeks back to the committed offsets leave gaps: see streams.consumer.
     consumer.install(app)
     topics = declare_topics(app, config)
@@ -59,7 +61,7 @@ def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
     )
     register_agents(app, config, app.syncs)
     commands.register(app, config)
-    register_pages(app, config, topics=topics, tables=tables)
+    register_pages(app, config, topics=topics, tables=tables, guard=guard)
     return app
 
 

@@ -8,7 +8,17 @@ import faust
 
 from cdcsync.schemas.config import Config
 
-__all__ = ["declare_links", "declare_refs", "declare_tables"]
+__all__ = [
+    "WEBHOOK_IDS_TABLE",
+    "declare_links",
+    "declare_refs",
+    "declare_tables",
+    "declare_webhook_ids",
+    "webhook_ids_changelog",
+]
+
+#: Webhook id -> when it was accepted (Unix seconds), for replay protection.
+WEBHOOK_IDS_TABLE = "webhook_ids"
 
 
 def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
@@ -54,3 +64,23 @@ def declare_tables(app: faust.App, config: Config) -> dict[str, Any]:
         )
         for name in config.entities
     }
+
+
+def webhook_ids_changelog(config: Config) -> str:
+    """The compacted changelog topic of the ``webhook_ids`` table."""
+    return f"{config.app.id}-{WEBHOOK_IDS_TABLE}-changelog"
+
+
+def declare_webhook_ids(app: faust.App, config: Config) -> Any:
+    """Declare ``webhook_ids``: webhook id -> accepted at, on every worker, kept across restarts.
+
+    Written from the web handler (outside a stream), hence ``use_partitioner``;
+    global, so a replay sent to another worker is caught there too.
+    """
+    return app.GlobalTable(
+        WEBHOOK_IDS_TABLE,
+        default=None,
+        partitions=config.topics.partitions,
+        use_partitioner=True,
+        help="webhook id -> accepted at (s), replay protection",
+    )

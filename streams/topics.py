@@ -7,6 +7,7 @@ import faust
 from cdcsync.agents.emit import Topics
 from cdcsync.schemas.config import Config
 from cdcsync.stack.kafka import TopicSpec
+from cdcsync.streams.tables import webhook_ids_changelog
 
 __all__ = ["Topics", "declare_topics", "topic_specs"]
 
@@ -52,6 +53,7 @@ def topic_specs(config: Config) -> list[TopicSpec]:
             config.topics.audit,
         )
     ]
+    specs.append(TopicSpec(webhook_ids_changelog(config), n, compacted=True))
     for name in config.entities:
         specs.append(TopicSpec(config.changelog_topic(name), n, compacted=True))
         specs.append(

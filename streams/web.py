@@ -5,21 +5,20 @@
 ``/metrics``                 Prometheus exposition (``cdcsync.metrics``)
 ``/state/{entity}/{id}``     one entity's sync state, what ``cdcsync status`` shows
 ``/webhooks/{entity}``       POST: a Standard Webhooks change notification
+``/login`` ``/session`` ``/logout``  sessions (``cdcsync.streams.web_session``)
 
-State lookups do not use ``@app.table_route``: it routes by the hash of the
-table key, but the agent writes state to the partition of the record it
-processed (Debezium's key ``{"id": 42}``), so with several workers it would
-ask the wrong one. Any worker answers instead, from its local table when it
-holds the key, else from the compacted changelog (as ``status`` does).
+Every route but ``/healthz`` and ``/readyz`` needs a credential: the
+:class:`~cdcsync.streams.guard.WebGuard` middleware is told here what each
+route may be called with, and refuses the rest. State lookups answer from
+the local table (``cdcsync.streams.web_state``), never from a changelog scan.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -29,10 +28,12 @@ from cdcsync import metrics
 from cdcsync.errors import CdcsyncError, SchemaError
 from cdcsync.operators.common import TRIGGER_HEADER
 from cdcsync.operators.source import fetch_row_async, read_envelope, source_dsn, source_table
-from cdcsync.operators.status import entity_status
-from cdcsync.schemas.config import Config
+from cdcsync.schemas.config import Config, WebConfig
 from cdcsync.schemas.envelope import encode_key
-from cdcsync.schemas.state import SyncState
+from cdcsync.streams.guard import ActionAuditor, WebGuard, note_entities
+from cdcsync.streams.tables import declare_webhook_ids
+from cdcsync.streams.web_session import register_session_pages
+from cdcsync.streams.web_state import state_page
 from cdcsync.streams.webhooks import SeenIds, WebhookRejectedError, secrets_for, verify
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WEBHOOK_ID_HEADER",
     "WebhookReceiver",
+    "configure_web",
     "consumer_lag",
     "entity_id_from_body",
     "healthz",
@@ -50,6 +52,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Faust's built-in pages (tables, router, stats, graph, performance): all off.
+_FAUST_PAGES = (
+    "web_tables_enabled",
+    "web_router_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+    "web_metrics_enabled",
+)
 
 #: Header on a record published by a webhook: the sender's ``webhook-id``.
 WEBHOOK_ID_HEADER = "cdcsync-webhook-id"
@@ -93,17 +104,49 @@ def entity_id_from_body(body: bytes, key_field: str) -> str:
     raise SchemaError(f'the body names no {key_field!r} (expected {{"{key_field}": …}})')
 
 
+def configure_web(app: faust.App, web_config: WebConfig, guard: WebGuard) -> None:
+    """Bind where ``app.web`` says, turn Faust's own pages off, put ``guard`` in front.
+
+    Set on ``app.conf`` after the app is built, so Faust's ``WEB_BIND`` and
+    ``APP_WEB_*_ENABLED`` environment variables cannot undo them (``faust
+    worker --web-bind`` still can). Faust's ``/router`` is off too: nothing
+    here uses ``@app.table_route``.
+    """
+    conf: Any = app.conf
+    conf.web_bind = web_config.bind
+    host = web_config.host or (None if web_config.bind in ("0.0.0.0", "::") else web_config.bind)
+    if host is not None:
+        conf.web_host = host
+        conf.canonical_url = f"http://{host}:{conf.web_port}"
+    for setting in _FAUST_PAGES:
+        setattr(conf, setting, False)
+    conf.web_application_options = guard.application_options()
+
+
 def register_pages(
-    app: faust.App, config: Config, *, topics: Topics, tables: Mapping[str, Any]
+    app: faust.App,
+    config: Config,
+    *,
+    topics: Topics,
+    tables: Mapping[str, Any],
+    guard: WebGuard,
 ) -> None:
-    """Add the health, readiness, metrics, state and webhook endpoints to ``app``."""
+    """Add the endpoints to ``app`` and tell ``guard`` who may call each (the rest: admin)."""
     entity_topics = {e.topic for e in config.entities.values()}
     metrics.set_lag_source(lambda: consumer_lag(app, entity_topics))
+    guard.auditor = ActionAuditor(topics.audit)
     app.page("/healthz")(healthz)
     app.page("/readyz")(readyz)
     app.page("/metrics")(metrics_page)
-    app.page("/state/{entity}/{entity_id}")(_state_page(config, tables))
-    app.page("/webhooks/{entity}")(_webhook_page(WebhookReceiver(config, topics)))
+    app.page("/state/{entity}/{entity_id}")(state_page(app, config, tables))
+    seen = SeenIds(store=declare_webhook_ids(app, config))
+    app.page("/webhooks/{entity}")(_webhook_page(WebhookReceiver(config, topics, seen=seen)))
+    register_session_pages(app, guard)
+    guard.allow("/healthz", GET="public")
+    guard.allow("/readyz", GET="public")
+    guard.allow("/metrics", GET="metrics")
+    guard.allow("/state/{entity}/{entity_id}", GET="viewer")
+    guard.allow("/webhooks/{entity}", POST="signed")
 
 
 async def healthz(self: View, request: Request) -> Response:
@@ -131,25 +174,6 @@ async def metrics_page(self: View, request: Request) -> Response:
     return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
-def _state_page(config: Config, tables: Mapping[str, Any]) -> Callable[..., Awaitable[Response]]:
-    """``GET /state/{entity}/{entity_id}``: from the local table when it holds the key."""
-
-    async def state(self: View, request: Request, entity: str, entity_id: str) -> Response:
-        """One entity's sync state, last result and last dead letter."""
-        if entity not in config.entities:
-            return self.json({"error": f"unknown entity {entity!r}"}, status=404)
-        try:
-            status = await asyncio.to_thread(entity_status, config, entity, entity_id)
-        except CdcsyncError as exc:
-            return self.json({"error": str(exc)}, status=503)
-        local = tables[entity].get(entity_id)
-        if local is not None:
-            status.state, status.state_at = SyncState.model_validate(local), "local table"
-        return self.json(status.to_json(), status=200 if status.state else 404)
-
-    return state
-
-
 def _webhook_page(receiver: WebhookReceiver) -> type[View]:
     class Webhook(View):
         """POST /webhooks/{entity}: verify, then publish the named row to the entity topic."""
@@ -163,11 +187,11 @@ def _webhook_page(receiver: WebhookReceiver) -> type[View]:
 class WebhookReceiver:
     """Verifies a webhook call (signature, replay) and publishes the row it names."""
 
-    def __init__(self, config: Config, topics: Topics) -> None:
+    def __init__(self, config: Config, topics: Topics, *, seen: SeenIds | None = None) -> None:
         self.config = config
         self.topics = topics
-        self.seen = SeenIds()
-        self.keys: dict[str, list[bytes]] = {}
+        #: Accepted ids: the workers' shared table in the worker, a dict in tests.
+        self.seen = SeenIds() if seen is None else seen
 
     async def receive(self, view: View, request: Request, entity: str) -> Response:
         """Answer one call: 202 once published, else the reason it was refused."""
@@ -177,9 +201,8 @@ class WebhookReceiver:
         body = await request.read()
         now = time.time()
         try:
-            if entity not in self.keys:
-                self.keys[entity] = secrets_for(self.config, entity)
-            msg_id, _ts = verify(dict(request.headers), body, self.keys[entity], now_s=now)
+            keys = secrets_for(self.config, entity)  # read again each call: rotation
+            msg_id, _ts = verify(dict(request.headers), body, keys, now_s=now)
             if not self.seen.first_time(msg_id, now_s=now):
                 raise WebhookRejectedError(401, "webhook-id already seen (replayed call)")
         except WebhookRejectedError as exc:
@@ -189,19 +212,21 @@ class WebhookReceiver:
             log.error("webhook %s: %s", entity, exc)
             return view.json({"error": "webhook secrets are misconfigured"}, status=500)
         try:
-            return await self._publish(view, entity, cfg.key, cfg.topic, body, msg_id)
+            return await self._publish(view, request, entity, cfg.topic, body, msg_id)
         except Exception:
             self.seen.forget(msg_id)  # our failure: the sender's retry must get through
             raise
 
     async def _publish(
-        self, view: View, entity: str, key_field: str, topic: str, body: bytes, msg_id: str
+        self, view: View, request: Request, entity: str, topic: str, body: bytes, msg_id: str
     ) -> Response:
+        key_field = self.config.entities[entity].key
         try:
             entity_id = entity_id_from_body(body, key_field)
         except SchemaError as exc:
             self.seen.forget(msg_id)
             return view.json({"error": str(exc)}, status=400)
+        note_entities(request, [entity_id])
         schema, table = source_table(self.config, entity)
         dsn = source_dsn(self.config)
         row = await fetch_row_async(dsn, schema, table, key_field, entity_id)

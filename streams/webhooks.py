@@ -8,7 +8,10 @@ matches one of the entity's secrets (several secrets = key rotation), its
 timestamp is within the tolerance of now (5 minutes), and its id was not seen
 before within the time such a timestamp stays acceptable (replay protection).
 
-Secrets are ``whsec_<base64>`` strings (the bare base64 is accepted too).
+Secrets are ``whsec_<base64>`` strings (the bare base64 is accepted too),
+read again on every call (``app.web.webhook_secrets``, else an environment
+variable), so they rotate without a restart. Seen ids live in a store shared
+by the workers and kept across restarts (the ``webhook_ids`` table).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import hmac
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cdcsync.errors import ConfigurationError
@@ -134,37 +138,51 @@ class SeenIds:
     """Webhook ids accepted recently, forgotten once their timestamp can no longer pass.
 
     An id is kept for twice the tolerance (a timestamp is acceptable from
-    ``now - tolerance`` to ``now + tolerance``), and at most ``max_ids`` of
-    them (the oldest go first), so memory stays bounded under any load.
+    ``now - tolerance`` to ``now + tolerance``). ``store`` maps ids to when
+    they were accepted: a dict, or the workers' shared ``webhook_ids`` table,
+    so a replay is caught after a restart or at another worker. The ids this
+    worker wrote, at most ``max_ids`` (the oldest go first), are deleted from
+    the store once expired, so it stays bounded under any load.
     """
 
-    def __init__(self, *, tolerance_s: float = DEFAULT_TOLERANCE_S, max_ids: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        store: MutableMapping[str, float] | None = None,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        max_ids: int = 100_000,
+    ) -> None:
         self.keep_s = 2 * tolerance_s
         self.max_ids = max_ids
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.store: MutableMapping[str, float] = {} if store is None else store
+        self._mine: OrderedDict[str, float] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._mine)
 
     def _expire(self, now_s: float) -> None:
-        while self._seen:
-            oldest_id, seen_at = next(iter(self._seen.items()))
-            if seen_at > now_s - self.keep_s and len(self._seen) <= self.max_ids:
+        while self._mine:
+            oldest_id, seen_at = next(iter(self._mine.items()))
+            if seen_at > now_s - self.keep_s and len(self._mine) <= self.max_ids:
                 break
-            del self._seen[oldest_id]
+            del self._mine[oldest_id]
+            self.store.pop(oldest_id, None)
 
     def first_time(self, msg_id: str, *, now_s: float) -> bool:
         """Record ``msg_id``; ``False`` if it was already seen (a replay)."""
         self._expire(now_s)
-        if msg_id in self._seen:
+        seen_at = self.store.get(msg_id)
+        if seen_at is not None and seen_at > now_s - self.keep_s:
             return False
-        self._seen[msg_id] = now_s
+        self.store[msg_id] = now_s
+        self._mine[msg_id] = now_s
         self._expire(now_s)
         return True
 
     def forget(self, msg_id: str) -> None:
         """Drop ``msg_id`` again: its call failed on our side, so the sender's retry must pass."""
-        self._seen.pop(msg_id, None)
+        if self._mine.pop(msg_id, None) is not None:
+            self.store.pop(msg_id, None)
 
 
 def secret_env_names(config: Config, entity: str) -> list[str]:
@@ -182,12 +200,29 @@ def secret_env_names(config: Config, entity: str) -> list[str]:
     return ["CDCSYNC_WEBHOOK_SECRET_" + re.sub(r"[^A-Z0-9]", "_", entity.upper())]
 
 
+def _read_source(env: Mapping[str, str], *, variable: str | None, file: str | None) -> str:
+    """The text of one secret source ("" when unset or unreadable: that source adds no key)."""
+    if variable is not None:
+        return env.get(variable, "")
+    try:
+        return Path(file or "").expanduser().read_text()
+    except OSError:
+        return ""
+
+
 def secrets_for(
     config: Config, entity: str, environ: Mapping[str, str] | None = None
 ) -> list[bytes]:
-    """The entity's webhook keys from the environment (none: webhooks are refused)."""
+    """The entity's webhook keys, read now (none: webhooks are refused).
+
+    ``app.web.webhook_secrets.<entity>`` lists their sources (``{env: X}`` or
+    ``{file: path}``), else :func:`secret_env_names`; each source may hold
+    several space-separated secrets (rotation).
+    """
     env = os.environ if environ is None else environ
-    values: Iterable[str] = (
-        part for name in secret_env_names(config, entity) for part in env.get(name, "").split()
-    )
-    return [parse_secret(value) for value in values]
+    refs = config.app.web.webhook_secrets.get(entity)
+    if refs:
+        texts: Iterable[str] = (_read_source(env, variable=r.env, file=r.file) for r in refs)
+    else:
+        texts = (env.get(name, "") for name in secret_env_names(config, entity))
+    return [parse_secret(part) for text in texts for part in text.split()]

@@ -45,6 +45,7 @@ def test_one_file_each_with_id_and_version(tmp_path: Path):
         f"conflict.v{SCHEMA_VERSION}.schema.json",
         f"dead-letter.v{SCHEMA_VERSION}.schema.json",
         f"notification.v{SCHEMA_VERSION}.schema.json",
+        f"operator-action.v{SCHEMA_VERSION}.schema.json",
         f"sync-result.v{SCHEMA_VERSION}.schema.json",
     ]
     for path in paths:

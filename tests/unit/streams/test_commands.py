@@ -40,6 +40,7 @@ def test_schemas_export_writes_one_file_per_contract(tmp_path: Path):
         "conflict.v1.schema.json",
         "dead-letter.v1.schema.json",
         "notification.v1.schema.json",
+        "operator-action.v1.schema.json",
         "sync-result.v1.schema.json",
     ]
     assert json.loads((tmp_path / "schemas" / written[-1]).read_text())["$id"].endswith(":v1")
