@@ -19,7 +19,7 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP: rest of the client", ("RestSink._send",)),
     ("logging: result lines", ("Logger.",)),
     ("emit result (pydantic + Faust send)", ("Emitter.result",)),
-    ("state store (changelog send)", ("EntitySync.store",)),
+    ("state store (changelog send)", ("StateStore.store",)),
     ("parse (pydantic envelope)", ("parse_change",)),
     ("decide", ("decide",)),
     ("rest of the agent", ("_process_group",)),
