@@ -26,6 +26,7 @@ from cdcsync.operators.probe_advice import (
     find_items,
     item_advice,
     items_of,
+    limit_advice,
     listing_advice,
     lookup_advice,
     object_advice,
@@ -172,7 +173,10 @@ def advise(o: Observed, settings: RestSettings) -> list[Advice]:
             "parameter (json-server: _limit)", "problem",
         ))  # fmt: skip
     items, items_path = items_of(page), find_items(page.body) or ""
-    found += trial_advice(items, o.trials, items_path=items_path)
+    first = items
+    if sized := limit_advice(o.trials, limit=o.limit or _NO_LIMIT):
+        found, first = _resized(found, sized[0], o)
+    found += trial_advice(first, o.trials, items_path=items_path)
     id_field, version_field = s.id_field, s.version_field
     if items:
         found += item_advice(items[0], id_field=id_field, version_field=version_field)
@@ -189,6 +193,15 @@ def advise(o: Observed, settings: RestSettings) -> list[Advice]:
     if o.writes is not None:
         found += write_advice(o.writes, s, versioned=_versioned(found, s))
     return _settle(found, s)
+
+
+def _resized(found: list[Advice], sized: Advice, o: Observed) -> tuple[list[Advice], list[Any]]:
+    """Paging and total read again from the page the page-size parameter that worked gave."""
+    param = sized.settings["limit_param"]
+    page = next(t.answer for t in o.trials if t.mode == "limit" and t.param == param)
+    again = listing_advice(page, limit=o.limit or _NO_LIMIT, limit_param=param)
+    kept = [a for a in found if a.aspect not in ("paging", "total") or a.kind == "problem"]
+    return kept + [sized] + [a for a in again if a.aspect in ("paging", "total")], items_of(page)
 
 
 def _chosen(found: Sequence[Advice], name: str, default: Any) -> Any:

@@ -18,12 +18,14 @@ import httpx
 from cdcsync.sinks.providers.rest.pointer import MISSING, escape_token, resolve
 
 __all__ = [
+    "LIMIT_PARAMS",
     "Advice",
     "Answer",
     "Trial",
     "find_items",
     "item_advice",
     "items_of",
+    "limit_advice",
     "listing_advice",
     "lookup_advice",
     "needs_trials",
@@ -50,6 +52,8 @@ _TOTAL_PATHS = (
 _TOTAL_HEADERS = (
     "X-Total-Count", "X-Total", "Total-Count", "X-Pagination-Total-Count", "X-Total-Results",
 )  # fmt: skip
+#: Page-size parameters tried when the configured one is ignored.
+LIMIT_PARAMS = ("limit", "_limit", "per_page", "page_size", "pageSize", "size")
 _ID_FIELDS = ("id", "_id", "uuid", "key", "pk", "ID", "Id")
 _VERSION_FIELDS = (
     "rowId", "version", "_version", "revision", "_rev", "etag", "updated_at", "updatedAt",
@@ -129,9 +133,10 @@ class Advice:
 
 @dataclass(frozen=True)
 class Trial:
-    """A second page asked for by ``mode`` (offset or page) through query parameter ``param``."""
+    """A page asked for through query parameter ``param``: a page size (``limit``), or a
+    second page by ``offset`` or ``page``."""
 
-    mode: Literal["offset", "page"]
+    mode: Literal["limit", "offset", "page"]
     param: str
     value: int
     answer: Answer
@@ -273,9 +278,20 @@ def needs_trials(page: Answer, *, limit: int) -> bool:
     return len(items_of(page)) >= limit and not _next_advice(page, full=True)[0].settings
 
 
+def limit_advice(trials: Sequence[Trial], *, limit: int) -> list[Advice]:
+    """The first page-size parameter the API honoured, when the configured one was ignored."""
+    for trial in (t for t in trials if t.mode == "limit"):
+        count = len(items_of(trial.answer))
+        if trial.answer.status == 200 and 0 < count <= limit:
+            seen = f"?{trial.param}={limit} answers {count} objects"
+            return [Advice("paging", seen, settings={"limit_param": trial.param})]
+    return []
+
+
 def trial_advice(first: Sequence[Any], trials: Sequence[Trial], *, items_path: str) -> list[Advice]:
     """Offset or page paging: the first trial whose second page holds other objects."""
     first_ids = [json.dumps(i, sort_keys=True) for i in first]
+    trials = [t for t in trials if t.mode != "limit"]
     for trial in trials:
         items = resolve(trial.answer.body, items_path)
         if trial.answer.status != 200 or not isinstance(items, list) or not items:
@@ -344,19 +360,18 @@ def object_advice(answer: Answer, *, id_field: str, version_field: str | None) -
     data = resolve(body, path)
     has_field = bool(version_field) and data.get(version_field) not in (None, "")
     etag = answer.header("ETag")
-    if etag and not has_field:
-        seen = f"the object has an ETag ({etag}), no version field; listings carry none"
-        found.append(Advice("versions", seen, settings={"version_source": "etag"},
+    no_field = not has_field and not any(data.get(f) not in (None, "") for f in _VERSION_FIELDS)
+    strong = bool(etag) and not str(etag).startswith("W/")
+    if no_field and not strong:
+        seen = "no version field and no ETag" if not etag else "no version field"
+        found.append(Advice("versions", seen, settings={"version_source": "none"},
                             entity={"poll.version": "hash"}))  # fmt: skip
-    elif etag:
-        seen = "the object has an ETag (listings carry none)"
-        found.append(Advice("versions", seen, "option", settings={"version_source": "etag"},
+    if etag:
+        weak = "" if strong else ", weak: it may not change on every write"
+        seen = f"the object has an ETag ({etag}{weak}); listings carry none"
+        kind: Kind = "set" if strong and no_field else "option"
+        found.append(Advice("versions", seen, kind, settings={"version_source": "etag"},
                             entity={"poll.version": "hash"}))  # fmt: skip
-    elif not has_field and not any(data.get(f) not in (None, "") for f in _VERSION_FIELDS):
-        found.append(Advice(
-            "versions", "no version field and no ETag", settings={"version_source": "none"},
-            entity={"poll.version": "hash"},
-        ))  # fmt: skip
     return found
 
 

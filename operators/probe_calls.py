@@ -12,13 +12,20 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from cdcsync.operators.common import OperatorError
-from cdcsync.operators.probe_advice import Answer, Trial, items_of, needs_trials, refusal
+from cdcsync.operators.probe_advice import (
+    LIMIT_PARAMS,
+    Answer,
+    Trial,
+    items_of,
+    needs_trials,
+    refusal,
+)
 from cdcsync.operators.probe_writes import WriteAnswers, answer_shape
 from cdcsync.sinks.providers.rest.settings import RestSettings
 from cdcsync.sinks.providers.rest.writes import MERGE_PATCH, write_headers
@@ -140,8 +147,8 @@ async def read_side(caller: Caller, s: RestSettings, options: ProbeOptions) -> O
     if not items_of(listing) and s.paging != "none":
         observed.plain = await caller.send("listing, plain", "GET", path, params=s.list_params)
         page = observed.plain
-    if page is listing and s.paging != "none" and needs_trials(page, limit=limit):
-        observed.trials = await _trials(caller, s, limit)
+    if page is listing and s.paging != "none":
+        observed.trials = await _trials(caller, s, listing, limit)
     items = items_of(page)
     first = items[0] if items and isinstance(items[0], dict) else {}
     object_id = next((first[f] for f in (s.id_field, "id", "_id", "uuid") if f in first), None)
@@ -157,17 +164,34 @@ async def read_side(caller: Caller, s: RestSettings, options: ProbeOptions) -> O
     return observed
 
 
-async def _trials(caller: Caller, s: RestSettings, limit: int) -> list[Trial]:
-    """Second pages by the configured and the usual offset and page parameters."""
+async def _trials(caller: Caller, s: RestSettings, listing: Answer, limit: int) -> list[Trial]:
+    """Pages by other parameters, when the listing ignored its page size or showed no way on.
+
+    Page-size parameters first (when more than ``limit`` objects came), then second pages
+    by the configured and the usual offset and page parameters with the size that worked.
+    """
+    trials: list[Trial] = []
+    first, limit_param = listing, s.limit_param
+    if len(items_of(listing)) > limit:
+        for param in [p for p in LIMIT_PARAMS if p != s.limit_param]:
+            answer = await caller.send(f"limit by {param}", "GET", s.collection_path,
+                                       params={**s.list_params, param: str(limit)})  # fmt: skip
+            trials.append(Trial("limit", param, limit, answer))
+            if answer.status == 200 and 0 < len(items_of(answer)) <= limit:
+                first, limit_param = answer, param
+                break
+        else:
+            return trials
+    if not needs_trials(first, limit=limit):  # the page shows its way on
+        return trials
     offsets = dict.fromkeys((s.offset_param, "offset", "skip", "_start"))
     pages = dict.fromkeys((s.page_param, "page", "_page"))
-    asks = [("offset", p, limit) for p in offsets]
+    asks: list[tuple[Literal["offset", "page"], str, int]] = [("offset", p, limit) for p in offsets]
     asks += [("page", p, (s.first_page if p == s.page_param else 1) + 1) for p in pages]
-    trials = []
     for mode, param, value in asks:
-        params = {**s.list_params, s.limit_param: str(limit), param: str(value)}
+        params = {**s.list_params, limit_param: str(limit), param: str(value)}
         answer = await caller.send(f"page 2 by {param}", "GET", s.collection_path, params=params)
-        trials.append(Trial(mode, param, value, answer))  # type: ignore[arg-type]
+        trials.append(Trial(mode, param, value, answer))
     return trials
 
 

@@ -286,3 +286,30 @@ def test_a_refused_create_a_missing_id_and_a_soft_delete_are_problems():
     assert any(
         a.aspect == "deletes" and a.kind == "problem" for a in write_advice(soft, s, versioned=True)
     )
+
+
+def test_a_weak_etag_is_only_an_option():
+    found = object_advice(answer(body={"id": 1, "name": "x"}, ETag='W/"62-abc"'), id_field="id",
+                          version_field="rowId")  # fmt: skip
+    assert wanted(found) == {"object_path": "", "version_source": "none", "poll.version": "hash"}
+    assert any(a.kind == "option" and "weak" in a.seen for a in found)
+
+
+def test_an_ignored_page_size_is_found_among_the_usual_parameters():
+    """json-server 0.17: ``limit`` is ignored, ``_limit`` and ``_start`` are honoured."""
+    trials = [
+        Trial("limit", "_limit", 2, answer(body=people(1, 2), X_Total_Count="5")),
+        Trial("offset", "offset", 2, answer(body=people(1, 2), X_Total_Count="5")),
+        Trial("offset", "_start", 2, answer(body=people(3, 4), X_Total_Count="5")),
+    ]
+    observed = Observed(answer(body=people(1, 2, 3, 4, 5)), limit=2, trials=trials)
+    found = advise(observed, settings())
+    assert wanted(found) == {
+        "items_path": "",
+        "limit_param": "_limit",
+        "total_header": "X-Total-Count",
+        "paging": "offset",
+        "offset_param": "_start",
+        "id_field": "id",
+    }
+    assert any(a.kind == "problem" and "ignores limit" in a.seen for a in found)
