@@ -215,11 +215,9 @@ def _versioned(found: Sequence[Advice], settings: RestSettings) -> bool:
 
 
 def _settle(found: list[Advice], settings: RestSettings) -> list[Advice]:
-    """Weigh the findings against each other and the configured paging.
-
-    A next link or cursor is only an option where offset or page paging is configured
-    (both work); a total is needed only by offset and page paging, elsewhere an option.
-    """
+    """Findings weighed against the configured paging and each other."""
+    # A next link or cursor is only an option where offset or page paging is configured
+    # (both work); a total is needed only by offset and page paging, elsewhere an option.
     configured = settings.paging
     settled = []
     for a in found:

@@ -165,11 +165,9 @@ async def read_side(caller: Caller, s: RestSettings, options: ProbeOptions) -> O
 
 
 async def _trials(caller: Caller, s: RestSettings, listing: Answer, limit: int) -> list[Trial]:
-    """Pages by other parameters, when the listing ignored its page size or showed no way on.
-
-    Page-size parameters first (when more than ``limit`` objects came), then second pages
-    by the configured and the usual offset and page parameters with the size that worked.
-    """
+    """Pages by other parameters, when the listing ignored its page size or showed no way on."""
+    # Page-size parameters first (when more than ``limit`` objects came), then second pages
+    # by the configured and the usual offset and page parameters with the size that worked.
     trials: list[Trial] = []
     first, limit_param = listing, s.limit_param
     if len(items_of(listing)) > limit:
