@@ -265,7 +265,7 @@ def _next_advice(page: Answer, *, full: bool) -> list[Advice]:
     if full:
         return [Advice(
             "paging", "a full page and no next link, cursor or Link header: the API pages by "
-            "offset or page number (see the trials below)", "note",
+            "offset or page number (see the page 2 calls)", "note",
         )]  # fmt: skip
     return [Advice(
         "paging", "one page held every object and shows no way to the next: paging cannot be "
