@@ -46,8 +46,8 @@ CSRF_HEADER = "X-CSRF-Token"
 #: Standard Webhooks signature; ``metrics``: see ``app.web.metrics``; else the least role.
 Access = Role | Literal["public", "login", "signed", "metrics"]
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_PRINCIPAL = "cdcsync.principal"
-_ENTITY_IDS = "cdcsync.entity_ids"
+_PRINCIPAL = web.RequestKey("cdcsync_principal", Principal)
+_ENTITY_IDS = web.RequestKey("cdcsync_entity_ids", list[str])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -83,7 +83,16 @@ async def _token_from(request: Request) -> str:
 
 def register_session_pages(app: faust.App, guard: WebGuard) -> None:
     """Add ``/login``, ``/session`` and ``/logout`` to ``app`` and grant their access."""
-    throttle = LoginThrottle()
+    app.page("/login")(_login_view(guard, LoginThrottle()))
+    app.page("/session")(_session_view(guard))
+    app.page("/logout")(_logout_view(guard))
+    guard.allow("/login", POST="login")
+    guard.allow("/session", GET="viewer")
+    guard.allow("/logout", POST="viewer")
+
+
+def _login_view(guard: WebGuard, throttle: LoginThrottle) -> type[View]:
+    """``POST /login``: a token in, a session cookie and its CSRF token out."""
 
     class Login(View):
         """POST /login: a token in, a session cookie and its CSRF token out."""
@@ -112,6 +121,12 @@ def register_session_pages(app: faust.App, guard: WebGuard) -> None:
             )  # fmt: skip
             return cast(Response, response)
 
+    return Login
+
+
+def _session_view(guard: WebGuard) -> type[View]:
+    """``GET /session``: who is logged in, the role, and the session's CSRF token."""
+
     class SessionInfo(View):
         """GET /session: who is logged in, the role, and the session's CSRF token."""
 
@@ -126,6 +141,12 @@ def register_session_pages(app: faust.App, guard: WebGuard) -> None:
                 expires_at=session.expires_at if session else None,
             ))  # fmt: skip
 
+    return SessionInfo
+
+
+def _logout_view(guard: WebGuard) -> type[View]:
+    """``POST /logout``: end the session and clear its cookie."""
+
     class Logout(View):
         """POST /logout: end the session and clear its cookie."""
 
@@ -137,12 +158,7 @@ def register_session_pages(app: faust.App, guard: WebGuard) -> None:
             response.del_cookie(SESSION_COOKIE, path="/")
             return cast(Response, response)
 
-    app.page("/login")(Login)
-    app.page("/session")(SessionInfo)
-    app.page("/logout")(Logout)
-    guard.allow("/login", POST="login")
-    guard.allow("/session", GET="viewer")
-    guard.allow("/logout", POST="viewer")
+    return Logout
 
 
 def _describe(

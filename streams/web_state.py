@@ -77,11 +77,9 @@ def state_page(
     config: Config,
     tables: Mapping[str, Any],
     *,
-    events: Callable[[Config, str, str], tuple[SyncResult | None, DeadLetter | None]] = (
-        recent_events
-    ),
+    events: Callable[[Config, str, str], tuple[SyncResult | None, DeadLetter | None]] | None = None,
 ) -> Callable[..., Awaitable[Response]]:
-    """The view of ``GET /state/{entity}/{entity_id}``."""
+    """The view of ``GET /state/{entity}/{entity_id}`` (``events``: :func:`recent_events`)."""
     lookups = asyncio.Semaphore(2)  # Kafka reads at a time, whatever the request rate
 
     async def state(self: View, request: Request, entity: str, entity_id: str) -> Response:
@@ -104,7 +102,8 @@ def state_page(
             return self.json(_shown(request, unknown.to_json()), status=404)
         try:
             async with lookups:
-                result, letter = await asyncio.to_thread(events, config, entity, entity_id)
+                read = events or recent_events
+                result, letter = await asyncio.to_thread(read, config, entity, entity_id)
         except CdcsyncError as exc:
             return self.json({"error": str(exc)}, status=503)
         state_ = SyncState.model_validate(local)

@@ -100,13 +100,38 @@ def _signed(body: bytes, msg_id: str = "msg_1") -> dict[str, str]:
 def test_every_endpoint_is_registered_on_the_app(tmp_path: Path) -> None:
     config = _config().model_copy(update={"app": AppConfig(datadir=str(tmp_path))})
     app = create_app(config)
-    assert {
+    assert set(app.web.views) == {
         "/healthz",
         "/readyz",
         "/metrics",
         "/state/{entity}/{entity_id}",
         "/webhooks/{entity}",
-    } <= set(app.web.views)
+        "/login",
+        "/session",
+        "/logout",
+    }
+
+
+def test_the_worker_binds_loopback_and_serves_none_of_faust_s_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEB_BIND", "0.0.0.0")  # Faust's own variable: the file wins
+    monkeypatch.setenv("APP_WEB_TABLES_ENABLED", "true")
+    config = _config().model_copy(update={"app": AppConfig(datadir=str(tmp_path))})
+    app = create_app(config)
+    assert (app.conf.web_bind, app.conf.web_host) == ("127.0.0.1", "127.0.0.1")
+    ours = set(app.web.views)
+    app.web.init_server()
+    served = {r.resource.canonical for r in app.web.web_app.router.routes()}
+    assert not {p for p in served if p.startswith(("/table", "/router", "/graph", "/perf"))}
+    assert served - ours == {"/"}  # Faust's {"status": "OK"}, admin only
+
+
+def test_an_exposed_worker_binds_everywhere_and_names_itself(tmp_path: Path) -> None:
+    web = {"bind": "0.0.0.0", "host": "worker-1.internal"}
+    app_config = AppConfig.model_validate({"datadir": str(tmp_path), "web": web})
+    app = create_app(_config().model_copy(update={"app": app_config}))
+    assert (app.conf.web_bind, app.conf.web_host) == ("0.0.0.0", "worker-1.internal")
 
 
 async def test_liveness_answers_ok() -> None:
