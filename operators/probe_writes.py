@@ -105,7 +105,8 @@ def write_advice(w: WriteAnswers, settings: RestSettings, *, versioned: bool) ->
     if created.object_id is None:
         found.append(Advice(
             "writes", "the create answer names no id (not in the body, no Location): set "
-            "object_path and id_field so it can be read, else every create fails", "problem",
+            "object_path and id_field so it can be read, else every create fails; the test "
+            "object was left there: remove the one holding the marker by hand", "problem",
         ))  # fmt: skip
     shapes = [created] + ([answer_shape(w.update, settings)] if w.update else [])
     found.append(_after_write(shapes, versioned=versioned))
