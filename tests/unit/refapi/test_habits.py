@@ -19,12 +19,6 @@ async def api() -> AsyncIterator[RefApi]:
         yield server
 
 
-@pytest.fixture
-async def client(api: RefApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url) as http:
-        yield http
-
-
 async def _habits(client: httpx.AsyncClient, **habits: Any) -> dict[str, Any]:
     response = await client.put("/_admin/settings", json={"habits": habits})
     assert response.status_code == 200, response.text

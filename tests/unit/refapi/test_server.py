@@ -27,12 +27,6 @@ async def api() -> AsyncIterator[RefApi]:
         yield server
 
 
-@pytest.fixture
-async def client(api: RefApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url) as http:
-        yield http
-
-
 async def _create(client: httpx.AsyncClient, **fields: object) -> dict[str, Any]:
     response = await client.post(CONTACTS, json=fields)
     assert response.status_code == 201, response.text

@@ -23,12 +23,6 @@ async def api() -> AsyncIterator[RefApi]:
         yield server
 
 
-@pytest.fixture
-async def client(api: RefApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url) as http:
-        yield http
-
-
 def _basic(user: str, password: str) -> dict[str, str]:
     pair = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {pair}"}
