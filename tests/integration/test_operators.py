@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from cdcsync.demo.harness import TopicWatcher, WorkerProcess
@@ -36,6 +37,9 @@ APP_ID = f"cdcsync-ops-it-{uuid.uuid4().hex[:8]}"
 TOKEN = "ops-" + uuid.uuid4().hex
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(uuid.uuid4().bytes).decode()
 WEB = f"http://127.0.0.1:{WEB_PORT}"
+#: The worker's web API token (app.web.tokens.it, a viewer) and its header.
+WEB_TOKEN = "it-viewer-" + uuid.uuid4().hex
+VIEWER = {"Authorization": f"Bearer {WEB_TOKEN}"}
 
 
 class OpsWorker(WorkerProcess):
@@ -68,9 +72,13 @@ class OpsWorker(WorkerProcess):
 
 @pytest.fixture(scope="module")
 def ops_config_path(write_own_config: Callable[..., Path]) -> Path:
-    return write_own_config(
+    path = write_own_config(
         APP_ID, web_port=WEB_PORT, api_port=API_PORT, token_env="CDCSYNC_OPS_IT_TOKEN"
     )
+    data = yaml.safe_load(path.read_text())
+    data["app"]["web"] = {"tokens": {"it": {"role": "viewer", "env": "CDCSYNC_OPS_IT_WEB"}}}
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +100,11 @@ def ops_worker(
     proc = OpsWorker(
         config_path=ops_config_path,
         log_path=Path(running_stack.home) / "logs" / "worker-ops-it.log",
-        env={"CDCSYNC_OPS_IT_TOKEN": TOKEN, "CDCSYNC_WEBHOOK_SECRET_CONTACT": WEBHOOK_SECRET},
+        env={
+            "CDCSYNC_OPS_IT_TOKEN": TOKEN,
+            "CDCSYNC_WEBHOOK_SECRET_CONTACT": WEBHOOK_SECRET,
+            "CDCSYNC_OPS_IT_WEB": WEB_TOKEN,
+        },
     )
     with run_own_worker(proc, ops_config):
         yield proc
@@ -248,11 +260,12 @@ def test_status_shows_the_state_and_last_result_with_or_without_the_worker(
     human = cli("status", "contact", entity_id).stdout
     assert created["external"]["id"] in human and "synced" in human
 
-    web = httpx.get(f"{WEB}/state/contact/{entity_id}")
+    assert httpx.get(f"{WEB}/state/contact/{entity_id}").status_code == 401
+    web = httpx.get(f"{WEB}/state/contact/{entity_id}", headers=VIEWER)
     assert web.status_code == 200
     assert web.json()["state"]["external_id"] == created["external"]["id"]
-    assert httpx.get(f"{WEB}/state/contact/0").status_code == 404
-    assert httpx.get(f"{WEB}/state/nope/1").status_code == 404
+    assert httpx.get(f"{WEB}/state/contact/0", headers=VIEWER).status_code == 404
+    assert httpx.get(f"{WEB}/state/nope/1", headers=VIEWER).status_code == 404
     assert cli("status", "contact", "0", check=False).returncode == 1
 
 
