@@ -72,6 +72,7 @@ class SeedReport:
     api_calls: int = 0  # sum of the results' api_calls
     audit_calls: int = 0  # every call the audit topic saw (poll listings included)
     actions: dict[str, int] = field(default_factory=dict)
+    max_latency_ms: float = 0.0  # the slowest result, from the commit (or receipt) to done
     steps_s: float = 0.0
     settle_s: float = 0.0
     converged: bool = False
@@ -102,6 +103,7 @@ class SeedReport:
             f"{self.dead_letters} dead letters; "
             f"{self.calls_per_change:.2f} API calls per synced change "
             f"({self.api_calls} calls; {self.audit_calls} with the poller's listings); "
+            f"slowest change {self.max_latency_ms / 1000:.1f}s after its commit; "
             f"settled {'in' if self.converged else 'NOT after'} {self.settle_s:.1f}s; "
             f"{self.quiet_writes} writes in a {self.quiet_s:.1f}s quiet window{server}; "
             f"{self.rows} rows, {self.objects} objects, {len(self.duplicates)} duplicates, "
@@ -130,6 +132,7 @@ class Convergence:
         topics = ex.config.topics
         self.events: EventLog = ex.watch([topics.results, topics.dead_letters, topics.audit])
         self._audit_topic = topics.audit
+        self._first_synced = False
 
     # -- one seed ------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ class Convergence:
         report = SeedReport(seed=seed, steps=steps)
         suffix = f".s{seed}-{uuid.uuid4().hex[:8]}@example.org"
         first_event = len(self.events.seen)
+        self._first_synced = False
         started = time.monotonic()
         ids = self._edit_randomly(random.Random(seed), steps, suffix, report)
         report.steps_s = time.monotonic() - started
@@ -164,21 +168,35 @@ class Convergence:
                     rows[row_id] = email
                     kind = "db_insert"
                 elif roll < 0.55:
-                    row_id = rng.choice(sorted(rows))
-                    kind = self._update_row(conn, rng, row_id)
-                else:
-                    row_id = rng.choice(sorted(rows))
-                    found = self.side.by_email(rows[row_id])
-                    if found is None:  # not synced yet: change the row instead
-                        kind = self._update_row(conn, rng, row_id)
-                    else:
-                        fields = self._fields(rng, k=rng.randint(1, 3))
-                        external = {f: fields[c] for f, c in self.mapping.items() if c in fields}
-                        self.side.edit(str(found["id"]), external)
-                        kind = "api_edit"
+                    kind = self._update_row(conn, rng, rng.choice(sorted(rows)))
+                elif (found := self._synced_object(rng, rows)) is not None:
+                    fields = self._fields(rng, k=rng.randint(1, 3))
+                    external = {f: fields[c] for f, c in self.mapping.items() if c in fields}
+                    self.side.edit(str(found["id"]), external)
+                    kind = "api_edit"
+                else:  # none of the rows tried is synced yet: change a row instead
+                    kind = self._update_row(conn, rng, rng.choice(sorted(rows)))
                 report.made[kind] = report.made.get(kind, 0) + 1
                 time.sleep(self.pace_s)
         return set(rows)
+
+    def _synced_object(self, rng: random.Random, rows: Mapping[str, str]) -> dict[str, Any] | None:
+        """The external object of one of a few random rows; ``None`` if none is synced yet.
+
+        Until the seed's first row has reached the server (the capture path can lag for
+        seconds on a busy stack), this waits for it, so that edits really happen on both
+        sides instead of all falling back to row updates.
+        """
+        first = min(rows, key=int)
+        deadline = time.monotonic() + self.settle_timeout_s
+        while not self._first_synced and time.monotonic() < deadline:
+            self._first_synced = self.side.by_email(rows[first]) is not None
+            if not self._first_synced:
+                time.sleep(0.2)
+        for row_id in rng.sample(sorted(rows), k=min(3, len(rows))):
+            if (found := self.side.by_email(rows[row_id])) is not None:
+                return found
+        return None
 
     def _fields(self, rng: random.Random, *, k: int) -> dict[str, str]:
         """``k`` of the mapped, editable columns with new random values."""
@@ -278,6 +296,7 @@ class Convergence:
                 action = str(event.get("action"))
                 r.actions[action] = r.actions.get(action, 0) + 1
                 r.api_calls += int(event.get("api_calls") or 0)
+                r.max_latency_ms = max(r.max_latency_ms, float(event.get("latency_ms") or 0))
                 r.conflicts += "conflict" in str(event.get("reason", ""))
                 if action == "skip":
                     r.skipped += 1

@@ -14,7 +14,9 @@ of ours on that port is reused) and health-checked (a real request, no sleeps);
   database, ``cdcsync_directus``), a static admin bearer token; items under
   ``/items/<collection>`` answered as ``{"data": ...}``.
 
-``python -m cdcsync.stack.apis up|down|status [json-server|directus]`` drives them.
+``python -m cdcsync.stack.apis install|up|down|status [json-server|directus]``
+drives them; :func:`install_in_background` starts an install that outlives its
+caller, so a test session can warm the cache while other tests run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +59,7 @@ __all__ = [
     "RunningApi",
     "directus",
     "directus_collection",
+    "install_in_background",
     "json_server",
     "stop",
 ]
@@ -192,6 +196,12 @@ def _ensure_database(settings: StackSettings) -> None:
 
 
 def _directus_env(settings: StackSettings, port: int, folder: Path, token: str) -> dict[str, str]:
+    """Directus's configuration, all from the environment; its files stay under ``folder``."""
+    for sub in ("uploads", "extensions"):
+        (folder / sub).mkdir(exist_ok=True)
+    package = folder / "package.json"  # Directus looks for package extensions here
+    if not package.exists():
+        package.write_text('{"name": "cdcsync-directus", "private": true}\n')
     return dict(os.environ) | {
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -314,12 +324,30 @@ def stop(name: str, port: int, settings: StackSettings | None = None) -> bool:
 
 
 _DEFAULT_PORTS = {"json-server": JSON_SERVER_PORT, "directus": DIRECTUS_PORT}
+_VERSIONS = {"json-server": JSON_SERVER_VERSION, "directus": DIRECTUS_VERSION}
+
+
+def install_in_background(name: str, settings: StackSettings | None = None) -> int | None:
+    """Start ``python -m cdcsync.stack.apis install NAME`` detached, unless it is installed.
+
+    The pid of the installer, or None when the cache already holds the server. The
+    install takes the cache's lock, so a later :func:`json_server` or :func:`directus`
+    waits for it instead of installing again; it finishes even if the caller exits.
+    """
+    settings = settings or StackSettings()
+    if npm.installed(name, _VERSIONS[name], settings):
+        return None
+    pidfile = PidFile(settings.pids_dir / f"npm-install-{name}.pid", marker="cdcsync.stack.apis")
+    if (running := pidfile.live_pid()) is not None:
+        return running
+    argv = [sys.executable, "-m", "cdcsync.stack.apis", "install", name]
+    return start_detached(argv, pidfile=pidfile, log_path=settings.logs_dir / f"npm-{name}.log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cdcsync.stack.apis up|down|status [NAME ...]``."""
+    """``python -m cdcsync.stack.apis install|up|down|status [NAME ...]``."""
     parser = argparse.ArgumentParser(prog="python -m cdcsync.stack.apis", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["install", "up", "down", "status"])
     parser.add_argument("names", nargs="*", metavar="NAME", help="json-server, directus (both)")
     args = parser.parse_args(argv)
     if unknown := sorted(set(args.names) - set(_DEFAULT_PORTS)):
@@ -328,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in args.names or list(_DEFAULT_PORTS):
             port = _DEFAULT_PORTS[name]
-            if args.command == "up":
+            if args.command == "install":
+                print(f"{name}: {npm.install(name, _VERSIONS[name], settings)}")
+            elif args.command == "up":
                 api = json_server(settings) if name == "json-server" else directus(settings)
                 print(f"{name}: {api.url} (pid {api.pid}, log {api.log_path})")
             elif args.command == "down":

@@ -101,3 +101,10 @@ def test_the_command_line_refuses_an_unknown_server() -> None:
     with pytest.raises(SystemExit) as exc:
         apis.main(["up", "strapi"])
     assert exc.value.code == 2
+
+
+def test_no_background_install_when_the_cache_holds_it(
+    settings: StackSettings, fake_npm: Path
+) -> None:
+    npm.install("directus", apis.DIRECTUS_VERSION, settings, lambda _line: None)
+    assert apis.install_in_background("directus", settings) is None
