@@ -22,7 +22,7 @@ from cdcsync.errors import MappingError
 from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
 from cdcsync.schemas.config import EntityConfig, Guards, Policies
-from cdcsync.schemas.envelope import ChangeEvent, parse_change
+from cdcsync.schemas.envelope import ChangeEvent, ExternalChange, parse_change
 from cdcsync.schemas.state import SyncState, WriteMark
 
 __all__ = [
@@ -287,6 +287,25 @@ def _target_gone(policy: str, external_id: str) -> Decision:
     return Decision("pull_delete", why, external_id=external_id)
 
 
+def _nothing_new(ext: ExternalChange, state: SyncState, mapper: Mapper) -> Decision | None:
+    """A skip when the external record brings nothing to pull: another object, our own
+    write (by version, or by content at a version we could not read), or a stale one."""
+    if state.external_id != ext.external_id:
+        why = f"stale reference: entity is linked to {state.external_id}"
+        return Decision("skip", why, external_id=ext.external_id)
+    if ext.version is not None and ext.version == state.row_id:
+        return Decision("skip", "echo of our own write (same version)", external_id=ext.external_id)
+    if ext.version is not None and ext.version in state.superseded:
+        why = "stale: a newer version was already synced"
+        return Decision("skip", why, external_id=ext.external_id)
+    if state.payload_hash is not None and _content_hash(ext.fields, mapper) == state.payload_hash:
+        # What we wrote, at a version we could not read (or the API renumbered it): adopt
+        # the version, push nothing back.
+        why = "the external object holds what we last wrote; its version is adopted"
+        return Decision("skip", why, external_id=ext.external_id, version=ext.version)
+    return None
+
+
 def _decide_external(
     change: ChangeEvent, state: SyncState | None, *, config: EntityConfig, mapper: Mapper
 ) -> Decision:
@@ -297,31 +316,10 @@ def _decide_external(
         return Decision(
             "skip", "external object not linked to this entity (yet)", external_id=ext.external_id
         )
-    if state.external_id != ext.external_id:
-        return Decision(
-            "skip",
-            f"stale reference: entity is linked to {state.external_id}",
-            external_id=ext.external_id,
-        )
-
-    if ext.change == "delete":
+    if ext.change == "delete" and state.external_id == ext.external_id:
         return _target_gone(policies.target_delete, ext.external_id)
-
-    if ext.version is not None and ext.version == state.row_id:
-        return Decision("skip", "echo of our own write (same version)", external_id=ext.external_id)
-
-    if ext.version is not None and ext.version in state.superseded:
-        return Decision(
-            "skip",
-            "stale: a newer version was already synced",
-            external_id=ext.external_id,
-        )
-
-    if state.payload_hash is not None and _content_hash(ext.fields, mapper) == state.payload_hash:
-        # What we wrote, at a version we could not read (or the API renumbered it): adopt
-        # the version, push nothing back.
-        why = "the external object holds what we last wrote; its version is adopted"
-        return Decision("skip", why, external_id=ext.external_id, version=ext.version)
+    if (skip := _nothing_new(ext, state, mapper)) is not None:
+        return skip
 
     known = tuple(v for v in (state.row_id, *state.superseded) if v is not None)
 
