@@ -15,13 +15,17 @@ own activity log.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
+from pydantic import SecretStr
 
+from cdcsync.errors import SinkPermanentError
 from cdcsync.examples.convergence import Convergence
 from cdcsync.examples.directus.run import (
     CONNECTOR,
@@ -32,7 +36,9 @@ from cdcsync.examples.directus.run import (
     start_server,
 )
 from cdcsync.examples.runner import Example, edit_config
+from cdcsync.sinks.providers.rest import RestSettings, RestSink
 from cdcsync.stack import apis
+from cdcsync.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +88,25 @@ def test_random_edits_on_both_sides_converge(convergence: Convergence, seed: int
     assert report.quiet_server_writes == 0  # Directus's activity log agrees
     assert report.rows == report.objects > 0
     assert report.calls_per_change <= 3.0, report.actions
+
+
+async def test_a_natural_key_lookup_is_refused_not_misread(stack: StackSettings) -> None:
+    """Directus ignores ``?email=…``: find() must say so, never adopt some other item.
+
+    That is why the example declares no natural_key: the rest provider has no
+    setting for Directus's ``filter[email][_eq]=…``.
+    """
+    api = apis.directus(stack, progress=print)
+    apis.directus_collection(api, json.loads((FOLDER / "collection.json").read_text()))
+    assert api.token is not None
+    target = yaml.safe_load((FOLDER / "cdcsync.yaml").read_text())["integrations"]["directus"]
+    settings = target["settings"] | {"collection_path": "/items/contacts", "object_type": "c"}
+    sink = RestSink(RestSettings(**settings, token=SecretStr(api.token)))
+    try:
+        made = await sink.create({"email": f"nk-{uuid.uuid4().hex[:8]}@example.org"})
+        assert made.row_id  # date_updated, stamped on create too
+        with pytest.raises(SinkPermanentError, match=r"ignored the filters \['email'\]"):
+            await sink.find({"email": made.fields["email"]})
+        assert await sink.delete(made.id)
+    finally:
+        await sink.aclose()
