@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import faust
 
@@ -18,16 +18,20 @@ from cdcsync.schemas.events import (
     ExternalRef,
     Notification,
     RawRecord,
+    SourcePosition,
     SyncResult,
 )
 from cdcsync.sinks.base import Sink
 
-__all__ = ["MAX_ORIGINAL_BYTES", "Emitter", "Topics"]
+__all__ = ["MAX_ORIGINAL_BYTES", "Emitter", "Ending", "Topics"]
 
 #: Dead letters carry at most this much of the original value (the producer's limit is 1 MB).
 MAX_ORIGINAL_BYTES = 256 * 1024
 
 log = logging.getLogger(__name__)
+
+#: How a watched record ended: "result", a dead letter's (reason, error), or None (not yet).
+Ending = Literal["result"] | tuple[str, str] | None
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,17 @@ class Emitter:
         self.entity = entity
         self.topics = topics
         self.sink = sink
+        #: Records whose ending a caller waits for (a coalesced update's carrier): position ->
+        #: None until it ends, then "result" or the dead letter's (reason, error).
+        self._watched: dict[SourcePosition, Ending] = {}
+
+    def watch(self, position: SourcePosition) -> None:
+        """Remember how the record at ``position`` ends (see :meth:`ending`)."""
+        self._watched[position] = None
+
+    def ending(self, position: SourcePosition) -> Ending:
+        """How a watched record ended: "result", a dead letter's (reason, error), or None."""
+        return self._watched.pop(position, None)
 
     def external_ref(self, outcome: Outcome) -> ExternalRef | None:
         if outcome.external_id is None:
@@ -105,6 +120,8 @@ class Emitter:
         await self.topics.results.send(
             key=entity_id.encode(), value=result.model_dump_json().encode()
         )
+        if pos in self._watched:
+            self._watched[pos] = "result"
         metrics.observe_result(result)
 
     async def conflict(self, entity_id: str, outcome: Outcome, raw: RawEvent) -> None:
@@ -148,6 +165,8 @@ class Emitter:
             error=str(exc)[:2000], attempts=attempts, source=raw.position, original=original,
             failed_ms=now_ms(), details=details)  # fmt: skip
         pos = raw.position
+        if pos in self._watched:
+            self._watched[pos] = (reason, letter.error)
         key = entity_id.encode() if entity_id else raw.key
         try:
             await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())

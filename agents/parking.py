@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Sequence
 
 from cdcsync.agents.change import RawEvent
 from cdcsync.agents.retry import backoff_delay
@@ -18,6 +19,7 @@ from cdcsync.schemas.state import ParkedEvent, SyncState, WriteMark
 
 __all__ = [
     "park_behind",
+    "park_carried",
     "park_failed",
     "parked_event",
     "to_bytes",
@@ -164,6 +166,26 @@ def park_behind(state: SyncState, event: ParkedEvent) -> SyncState:
     if any((p.partition, p.offset) == (event.partition, event.offset) for p in state.parked):
         return state
     return state.model_copy(update={"parked": [*state.parked, event]})
+
+
+def park_carried(
+    state: SyncState | None, carried: Sequence[tuple[RawEvent, object]], carrier: RawEvent
+) -> SyncState:
+    """The coalesced changes a parked carrier carried, queued in front of it, in order.
+
+    Their own records run again before the carrier's (uncoalesced), so none of them
+    is lost if the carrier fails for good.
+    """
+    base = state or SyncState()
+    events = [parked_event(raw) for raw, _ in carried]
+    at = carrier.position
+    queued = {(e.partition, e.offset) for e in events}
+    keep = [p for p in base.parked if (p.partition, p.offset) not in queued]
+    index = next(
+        (i for i, p in enumerate(keep) if (p.partition, p.offset) == (at.partition, at.offset)),
+        0,
+    )
+    return base.model_copy(update={"parked": [*keep[:index], *events, *keep[index:]]})
 
 
 def unpark(state: SyncState) -> SyncState:

@@ -34,7 +34,7 @@ from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.agents.controls import Controls
 from cdcsync.agents.decide import coalescible_update, decide
 from cdcsync.agents.emit import Emitter, Topics
-from cdcsync.agents.parking import park_behind, parked_event
+from cdcsync.agents.parking import park_behind, park_carried, parked_event
 from cdcsync.agents.setbacks import Setbacks
 from cdcsync.agents.state import StateStore, bind_event, next_state
 from cdcsync.agents.status_columns import write_status
@@ -138,40 +138,53 @@ class EntitySync:
             None if _replayed(e) else coalescible_update(r, self.config)
             for e, r in zip(events, raws, strict=True)
         ]
+        carried: list[tuple[RawEvent, ChangeEvent]] = []
         for i, (event, raw) in enumerate(zip(events, raws, strict=True)):
             change = updates[i]
             later = updates[i + 1] if i + 1 < len(events) else None
             bind_event(event)
-            if (
-                change is not None
-                and later is not None
-                and await self._coalesce(raw, change, raws[i + 1])
-            ):
+            if change is not None and later is not None and self._coalescible(raw, change):
+                carried.append((raw, change))  # the next record's write carries it
                 continue
+            if carried:
+                self.emit.watch(raw.position)
             await self.handle(raw, recheck=_replayed(event), parsed=change)
+            if carried:
+                await self._end_carried(carried, raw)
+                carried = []
 
-    async def _coalesce(self, raw: RawEvent, change: ChangeEvent, later: RawEvent) -> bool:
-        """Skip a change whose entity is updated again by the next record of the batch:
-        that record's write carries this change too (its payload is the newer row).
+    def _coalescible(self, raw: RawEvent, change: ChangeEvent) -> bool:
+        """Whether the next update of the entity may carry this one: in sync (or new), and
+        not a redelivery (handle() reports that as already applied). A parked entity queues
+        every record instead."""
+        state = self.state.load(change.entity_id)
+        if state is not None and state.status not in ("synced", "deleted"):
+            return False
+        return state is None or not state.seen(raw.position.partition, raw.position.offset)
 
-        Only for an entity in sync (or new): a parked one queues every record instead.
-        """
+    async def _end_carried(self, carried: list[tuple[RawEvent, ChangeEvent]], by: RawEvent) -> None:
+        """End the changes ``by`` carried as it ended: skipped after its result, dead-lettered
+        with its dead letter, or queued in front of it when it was parked."""
+        ending, offset = self.emit.ending(by.position), by.position.offset
+        entity_id = carried[0][1].entity_id
         try:
-            state = self.state.load(change.entity_id)
-            if state is not None and state.status not in ("synced", "deleted"):
-                return False
-            if state is not None and state.seen(raw.position.partition, raw.position.offset):
-                return False  # a redelivery: handle() reports it as already applied
-            outcome = Outcome(
-                "skip",
-                f"coalesced: superseded by offset {later.position.offset} of the same batch, "
-                "which syncs the newer row",
-                state.external_id if state is not None and state.status == "synced" else None,
-            )
-            await self.emit.result(change.entity_id, change, outcome, raw, calls=0, attempts=1)
+            if ending is None:
+                self.state.store(entity_id, park_carried(self.state.load(entity_id), carried, by))
+                return
+            for raw, change in carried:
+                if ending == "result":
+                    why = f"coalesced: superseded by offset {offset} of the same batch, which "
+                    state = self.state.load(entity_id)
+                    external_id = state.external_id if state is not None else None
+                    skip = Outcome("skip", why + "synced the newer row", external_id)
+                    await self.emit.result(entity_id, change, skip, raw, calls=0, attempts=1)
+                else:
+                    reason, error = ending
+                    why = f"superseded by offset {offset}, which ended as a dead letter: {error}"
+                    details = {"carried_by_offset": offset}
+                    await self.emit.dead_letter(raw, entity_id, reason, why, 1, details=details)
         except Exception as exc:
-            await self._unexpected(raw, change.entity_id, exc)
-        return True
+            await self._unexpected(by, entity_id, exc)
 
     async def process(self, event: EventT) -> None:
         """Take one record to a result, a dead letter or the entity's parked queue."""
