@@ -127,6 +127,10 @@ class Applier:
         current = await self.sink.get(d.external_id)
         if current is None:
             return await self._create(d, reason="external object was gone; re-created")
+        if _same(current, d.payload or {}):
+            # Our own write, landed before a crash kept its state: adopt it, no conflict.
+            why = "the external object already holds this payload (our write); version adopted"
+            return self._pushed("update", why, current, d.payload_hash)
         winner = conflict_winner(self.config.policies, row, current.fields)
         if winner == "source":
             record = await self.sink.update(d.external_id, d.payload or {})

@@ -6,6 +6,7 @@ import json
 
 from cdcsync.errors import SinkPermanentError, SinkTransientError
 from cdcsync.schemas.config import EntityConfig
+from cdcsync.schemas.envelope import ExternalChange
 from cdcsync.testing.events import Feed
 from cdcsync.testing.world import entity_sync
 
@@ -17,6 +18,11 @@ CONFIG = EntityConfig(
     target={"provider": "memory"},
 )
 ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org"}
+
+
+def external(oid: str, version: str, fields: dict) -> bytes:
+    change = ExternalChange(change="upsert", external_id=oid, version=version, fields=fields)
+    return change.model_dump_json().encode()
 
 
 async def test_changes_a_failed_carrier_superseded_are_dead_lettered_with_it():
@@ -43,3 +49,21 @@ async def test_changes_a_parked_carrier_superseded_queue_in_front_of_it():
     await sync.process(feed(None, ADA, value=json.dumps(retry).encode()))
     assert [r["source"]["offset"] for r in sync.topics.results.sent[1:]] == [2, 3, 4]
     assert [o["firstName"] for o in sync.sink.objects.values()] == ["A4"]
+
+
+async def test_a_push_meeting_its_own_landed_write_adopts_it_instead_of_a_conflict():
+    manual = CONFIG.model_copy(
+        update={"policies": CONFIG.policies.model_copy(update={"conflict": "manual"})}
+    )
+    sync = entity_sync(manual)
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    (oid,) = sync.sink.objects
+    update = feed("u", {**ADA, "first_name": "Bo"})
+    # the write landed, then the worker died before the state write: the record comes again
+    await sync.sink.update(oid, {"firstName": "Bo", "email": "ada@x.org"})
+    await sync.process(update)
+    state = sync.state.load("1")
+    assert state.status == "synced" and state.row_id == sync.sink.versions[oid]
+    assert sync.topics.conflicts.sent == []
+    assert "already holds this payload" in sync.topics.results.sent[-1]["reason"]
