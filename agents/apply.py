@@ -250,7 +250,9 @@ class Applier:
         current: Mapping[str, Any] | None = None,
     ) -> Outcome:
         # ``current`` lets the write modes (if_empty, append) see the row they write into.
-        values = self.mapper.to_source(record.fields, current=current)
+        pulled = self.mapper.to_source(record.fields, current=current)
+        # The key column names the row: a pull never rewrites it (mapping direction `both`).
+        values = {c: v for c, v in pulled.items() if c != self.config.key}
         written = await self._need_writer().update(entity_id, values)
         written = debezium_row(written) if written is not None else None
         if written is None:

@@ -8,6 +8,7 @@ from cdcsync.errors import SinkPermanentError, SinkTransientError
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import ExternalChange
 from cdcsync.testing.events import Feed
+from cdcsync.testing.sinks import MemoryWriter
 from cdcsync.testing.world import entity_sync
 
 CONFIG = EntityConfig(
@@ -67,3 +68,23 @@ async def test_a_push_meeting_its_own_landed_write_adopts_it_instead_of_a_confli
     assert state.status == "synced" and state.row_id == sync.sink.versions[oid]
     assert sync.topics.conflicts.sent == []
     assert "already holds this payload" in sync.topics.results.sent[-1]["reason"]
+
+
+async def test_a_pull_never_writes_the_key_column():
+    config = EntityConfig(
+        topic="cdcsync.contact",
+        mapping={"ref": "id", "firstName": "first_name"},
+        target={"provider": "memory"},
+        source={"table": "contact"},
+    )
+    writer = MemoryWriter(lambda *change: None)
+    sync = entity_sync(config, writer=writer)
+    feed = Feed()
+    writer.rows["1"] = {"id": 1, "first_name": "Ada"}
+    await sync.process(feed("c", writer.rows["1"]))
+    (oid,) = sync.sink.objects
+    sync.sink.edit(oid, {"ref": 999, "firstName": "Bo"})
+    value = external(oid, sync.sink.versions[oid], sync.sink.objects[oid])
+    await sync.process(feed(None, {"id": 1}, value=value))
+    assert sync.topics.results.sent[-1]["action"] == "pull"
+    assert writer.rows["1"] == {"id": 1, "first_name": "Bo"}
