@@ -7,6 +7,7 @@ so parked events survive a restart.
 from __future__ import annotations
 
 import base64
+import json
 import random
 from collections.abc import Sequence
 
@@ -18,6 +19,8 @@ from cdcsync.schemas.events import RawRecord, SourcePosition
 from cdcsync.schemas.state import ParkedEvent, SyncState, WriteMark
 
 __all__ = [
+    "compact",
+    "overflow",
     "park_behind",
     "park_carried",
     "park_failed",
@@ -56,16 +59,54 @@ LOOP_HOLD = "loop_suspected"
 
 
 def parked_event(raw: RawEvent) -> ParkedEvent:
-    """The record as the entity's state keeps it while it waits."""
+    """The record as the entity's state keeps it while it waits (compacted)."""
     p = raw.position
     return to_parked(
         raw.key,
-        raw.value,
+        compact(raw.value),
         topic=p.topic,
         partition=p.partition,
         offset=p.offset,
         received_ms=raw.received_ms,
     )
+
+
+def compact(value: bytes | None) -> bytes | None:
+    """A Debezium value with only what re-running it needs: ``op``, the row it syncs (the
+    ``before`` image of a delete, else ``after``), the commit time and snapshot mark.
+
+    Other values (external, control, malformed records) are kept as they are.
+    """
+    try:
+        data = json.loads(value) if value else None
+    except ValueError:
+        return value
+    if not isinstance(data, dict) or "op" not in data or "origin" in data:
+        return value
+    side = "before" if data.get("op") == "d" else "after"
+    given = data.get("source")
+    source = given if isinstance(given, dict) else {}
+    kept = {k: source[k] for k in ("ts_ms", "snapshot") if source.get(k) not in (None, "false")}
+    small = {"op": data["op"], side: data.get(side), "source": kept, "ts_ms": data.get("ts_ms")}
+    return json.dumps(small, separators=(",", ":")).encode()
+
+
+def parked_size(event: ParkedEvent) -> int:
+    """Bytes a parked record takes in the state (its key and value text)."""
+    return len(event.key or "") + len(event.value or "")
+
+
+def overflow(state: SyncState, event: ParkedEvent, retry: RetryConfig) -> str | None:
+    """Why ``event`` cannot join the entity's parked queue (count or bytes), or ``None``."""
+    count, size = len(state.parked), sum(parked_size(p) for p in state.parked)
+    if count >= retry.max_parked:
+        return f"the entity already has {count} parked events (retry.max_parked)"
+    if size + parked_size(event) > retry.max_parked_bytes:
+        return (
+            f"queuing it would take the entity's {count} parked events past "
+            f"{retry.max_parked_bytes} bytes (retry.max_parked_bytes)"
+        )
+    return None
 
 
 def to_raw(parked: ParkedEvent) -> RawEvent:

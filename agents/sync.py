@@ -34,7 +34,7 @@ from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.agents.controls import Controls
 from cdcsync.agents.decide import coalescible_update, decide
 from cdcsync.agents.emit import Emitter, Topics
-from cdcsync.agents.parking import park_behind, park_carried, parked_event
+from cdcsync.agents.parking import overflow, park_behind, park_carried, parked_event
 from cdcsync.agents.setbacks import Setbacks
 from cdcsync.agents.state import StateStore, bind_event, next_state
 from cdcsync.agents.status_columns import write_status
@@ -232,7 +232,12 @@ class EntitySync:
             skip = Outcome("skip", why, state.external_id)
             await self.emit.result(change.entity_id, change, skip, raw, calls=0, attempts=1)
             return
-        self.state.store(change.entity_id, park_behind(state, parked_event(raw)))
+        event = parked_event(raw)
+        if (full := overflow(state, event, self.config.retry)) is not None:
+            full = f"parked queue full: {full}; the record was not queued"
+            await self.emit.dead_letter(raw, change.entity_id, "parked_overflow", full, 1)
+            return
+        self.state.store(change.entity_id, park_behind(state, event))
         metrics.observe_parked(self.entity)
         log.info(
             "%s %s: queued behind a parked event %s[%d]@%d",

@@ -79,6 +79,12 @@ class RetryConfig(_Model):
     max_attempts: int = Field(default=5, ge=1)
     base_s: float = Field(default=0.5, gt=0)
     cap_s: float = Field(default=300.0, gt=0)
+    #: Most records a parked entity queues in its state; later ones are dead-lettered
+    #: (``parked_overflow``), redrivable once the entity syncs again.
+    max_parked: int = Field(default=1000, ge=1)
+    #: Most bytes of queued records in a parked entity's state (the state value must stay
+    #: well under the producer's 1 MB request limit); the overflow is dead-lettered too.
+    max_parked_bytes: int = Field(default=512 * 1024, ge=1024, le=768 * 1024)
 
 
 class StatusColumns(_Model):

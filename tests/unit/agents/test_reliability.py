@@ -88,3 +88,50 @@ async def test_a_pull_never_writes_the_key_column():
     await sync.process(feed(None, {"id": 1}, value=value))
     assert sync.topics.results.sent[-1]["action"] == "pull"
     assert writer.rows["1"] == {"id": 1, "first_name": "Bo"}
+
+
+def parking_config(**retry: int) -> EntityConfig:
+    return CONFIG.model_copy(update={"retry": CONFIG.retry.model_copy(update=retry)})
+
+
+async def test_the_parked_queue_is_bounded_by_count_and_the_overflow_dead_letters():
+    sync = entity_sync(parking_config(max_parked=3))
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    for name in ("A1", "A2", "A3", "A4", "A5"):
+        await sync.process(feed("c" if name == "A1" else "u", {**ADA, "first_name": name}))
+    assert [p.offset for p in sync.state.load("1").parked] == [1, 2, 3]
+    letters = [(d["source"]["offset"], d["reason"]) for d in sync.topics.dead_letters.sent]
+    assert letters == [(4, "parked_overflow"), (5, "parked_overflow")]
+    assert "3 parked events" in sync.topics.dead_letters.sent[0]["error"]
+
+
+async def test_the_parked_queue_is_bounded_by_bytes():
+    sync = entity_sync(parking_config(max_parked_bytes=400))
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    await sync.process(feed("c", ADA))
+    await sync.process(feed("u", {**ADA, "first_name": "x" * 300}))
+    assert [p.offset for p in sync.state.load("1").parked] == [1]
+    assert [d["reason"] for d in sync.topics.dead_letters.sent] == ["parked_overflow"]
+
+
+async def test_a_parked_source_change_is_stored_compactly_and_still_reruns():
+    sync = entity_sync(CONFIG)
+    feed = Feed()
+    await sync.process(feed("c", ADA))
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    update = feed("u", {**ADA, "first_name": "Bo"})
+    update.value = json.dumps(
+        {"op": "u", "before": ADA, "after": {**ADA, "first_name": "Bo"},
+         "source": {"ts_ms": 5, "snapshot": "false", "lsn": 1, "txId": 2, "db": "x"},
+         "ts_ms": 6, "transaction": None}
+    ).encode()  # fmt: skip
+    await sync.process(update)
+    (parked,) = sync.state.load("1").parked
+    assert json.loads(parked.value) == {
+        "op": "u", "after": {**ADA, "first_name": "Bo"}, "source": {"ts_ms": 5}, "ts_ms": 6,
+    }  # fmt: skip
+    retry = {"origin": "control", "command": "retry", "force": True}
+    await sync.process(feed(None, ADA, value=json.dumps(retry).encode()))
+    assert [o["firstName"] for o in sync.sink.objects.values()] == ["Bo"]
