@@ -101,7 +101,8 @@ class CollectionReader(AnswerReader):
             next_value = None if found in (MISSING, None, "") else str(found)
         elif s.paging == "link_header" and (link := response.links.get("next", {}).get("url")):
             next_value = str(response.request.url.join(link))
-        total = self._total(body, response) if s.paging in ("offset", "page") else None
+        counted = s.paging in ("offset", "page") or s.total_path or s.total_header
+        total = self._total(body, response) if counted else None
         return Page(records=records, next=next_value, total=total)
 
     # -- the steps of a listing ------------------------------------------------
@@ -126,6 +127,8 @@ class CollectionReader(AnswerReader):
             return None
         if s.paging in ("cursor", "link_header"):
             if page.next is None:
+                if page.total is not None and listed < page.total:
+                    self._stop(f"ended after {listed} of the {page.total} objects it announced")
                 return None
             if page.next in followed:
                 self._stop(f"repeated the cursor or next link {page.next!r}")

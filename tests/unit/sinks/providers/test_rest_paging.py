@@ -168,3 +168,20 @@ def test_json_server_and_directus_are_expressible() -> None:
         list_params={"meta": "total_count"}, total_path="/meta/total_count",
     )  # fmt: skip
     assert json_server.paging == "page" and directus.total_path == "/meta/total_count"
+
+
+@pytest.mark.parametrize(
+    ("paging_settings", "fragment"),
+    [
+        ({"paging": "link_header", "total_header": "X-Total-Count"}, "ended after 2 of the 7"),
+        ({"paging": "cursor", "total_header": "X-Total-Count"}, "ended after 2 of the 7"),
+    ],
+)
+async def test_a_link_or_cursor_listing_that_ends_below_its_total_raises(
+    paging_settings: dict[str, Any], fragment: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:  # no Link, no next: one page
+        return httpx.Response(200, json={"items": _items(1, 2)}, headers={"X-Total-Count": "7"})
+
+    with pytest.raises(SinkPermanentError, match=fragment):
+        await _list(_mock(handler, **paging_settings))
