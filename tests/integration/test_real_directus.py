@@ -90,23 +90,27 @@ def test_random_edits_on_both_sides_converge(convergence: Convergence, seed: int
     assert report.calls_per_change <= 3.0, report.actions
 
 
-async def test_a_natural_key_lookup_is_refused_not_misread(stack: StackSettings) -> None:
-    """Directus ignores ``?email=…``: find() must say so, never adopt some other item.
-
-    That is why the example declares no natural_key: the rest provider has no
-    setting for Directus's ``filter[email][_eq]=…``.
-    """
+async def test_a_natural_key_lookup_speaks_directus_filters(stack: StackSettings) -> None:
+    """With the example's ``filter_param`` a lookup finds the one item; with the default
+    ``?email=…``, which Directus ignores, find() says so and never adopts another item."""
     api = apis.directus(stack, progress=print)
     apis.directus_collection(api, json.loads((FOLDER / "collection.json").read_text()))
     assert api.token is not None
     target = yaml.safe_load((FOLDER / "cdcsync.yaml").read_text())["integrations"]["directus"]
     settings = target["settings"] | {"collection_path": "/items/contacts", "object_type": "c"}
     sink = RestSink(RestSettings(**settings, token=SecretStr(api.token)))
+    plain = RestSink(RestSettings(**(settings | {"filter_param": "{field}"}),
+                                  token=SecretStr(api.token)))  # fmt: skip
     try:
+        other = await sink.create({"email": f"nk-{uuid.uuid4().hex[:8]}@example.org"})
         made = await sink.create({"email": f"nk-{uuid.uuid4().hex[:8]}@example.org"})
         assert made.row_id  # date_updated, stamped on create too
+        found = await sink.find({"email": made.fields["email"]})
+        assert found is not None and found.id == made.id
         with pytest.raises(SinkPermanentError, match=r"ignored the filters \['email'\]"):
-            await sink.find({"email": made.fields["email"]})
+            await plain.find({"email": made.fields["email"]})
+        assert await sink.delete(other.id)
         assert await sink.delete(made.id)
     finally:
         await sink.aclose()
+        await plain.aclose()

@@ -51,12 +51,13 @@ class CollectionReader(AnswerReader):
         if not natural_key:
             fail("GET", path, "cannot find() without natural key fields")
         reserved = {s.limit_param, s.cursor_param, s.offset_param, s.page_param, *s.list_params}
-        if clash := sorted(reserved & set(natural_key)):
+        if clash := sorted(reserved & {s.filter_param.format(field=k) for k in natural_key}):
             fail("GET", path, f"cannot filter on {clash}: they are the paging or list_params")
         for name, value in natural_key.items():
             if isinstance(value, dict | list | tuple):
                 fail("GET", path, f"cannot filter on {name!r}: the value is not a scalar")
-        params = {k: _as_text(v) for k, v in natural_key.items()} | dict(s.list_params)
+        params = {s.filter_param.format(field=k): _as_text(v) for k, v in natural_key.items()}
+        params |= dict(s.list_params)
         if s.paging != "none":
             params[s.limit_param] = "2"
         records = self.page(await get(path, params)).records

@@ -97,6 +97,11 @@ class RestSettings(BaseModel):
         default_factory=dict, description='Extra query parameters on every listing, e.g. {"meta": '
         '"total_count"}',
     )  # fmt: skip
+    filter_param: str = Field(
+        default="{field}", min_length=1, description="Query parameter that filters a listing on "
+        'one field, for natural-key lookups: "{field}" (?email=x), Directus '
+        '"filter[{field}][_eq]", Strapi "filters[{field}][$eq]"',
+    )  # fmt: skip
     paging: Literal["cursor", "link_header", "offset", "page", "none"] = Field(
         default="cursor", description="How a listing goes on: next cursor/link, Link header, "
         "offset+limit, page+limit, or one request",
@@ -175,6 +180,13 @@ class RestSettings(BaseModel):
                 raise ValueError(f"set {new} only: {old} is its older, dotted form")
             data[new] = "/" + "/".join(escape_token(p) for p in str(data[old]).split("."))
         return data
+
+    @field_validator("filter_param")
+    @classmethod
+    def _names_the_field(cls, value: str) -> str:
+        if check_link_template(value, "field") is None or "{field}" not in value:
+            raise ValueError('must name the field as {field}, e.g. "filter[{field}][_eq]"')
+        return value
 
     @field_validator("link_template")
     @classmethod

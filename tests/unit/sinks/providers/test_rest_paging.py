@@ -185,3 +185,23 @@ async def test_a_link_or_cursor_listing_that_ends_below_its_total_raises(
 
     with pytest.raises(SinkPermanentError, match=fragment):
         await _list(_mock(handler, **paging_settings))
+
+
+async def test_a_natural_key_lookup_uses_the_filter_param() -> None:
+    asked: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params))
+        return httpx.Response(200, json={"data": [{"id": 7, "email": "a@x.org"}]})
+
+    sink = _mock(handler, items_path="/data", filter_param="filter[{field}][_eq]",
+                 paging="offset", list_params={"meta": "total_count"})  # fmt: skip
+    async with aclosing(sink):
+        found = await sink.find({"email": "a@x.org"})
+    assert found is not None and found.id == "7"
+    assert asked == [{"filter[email][_eq]": "a@x.org", "meta": "total_count", "limit": "2"}]
+
+
+def test_the_filter_param_must_name_the_field() -> None:
+    with pytest.raises(ValidationError, match="must name the field"):
+        _settings(filter_param="q")
