@@ -32,6 +32,7 @@ __all__ = [
     "RETRIES",
     "SYNC_LATENCY",
     "exposition",
+    "last_write_ms",
     "observe_api_call",
     "observe_dead_letter",
     "observe_guard",
@@ -133,9 +134,20 @@ def set_lag_source(source: LagSource | None) -> None:
     _LAG.source = source
 
 
+#: entity -> when its last result that called the external API ended (this worker, ms).
+_LAST_WRITE: dict[str, int] = {}
+
+
+def last_write_ms(entity: str) -> int | None:
+    """When this worker last completed a change of ``entity`` that called its API."""
+    return _LAST_WRITE.get(entity)
+
+
 def observe_result(result: SyncResult) -> None:
     """Count one result and its commit-to-completion latency."""
     EVENTS.labels(result.entity, result.action).inc()
+    if result.api_calls and result.action not in ("skip", "park"):
+        _LAST_WRITE[result.entity] = result.completed_ms
     if result.action == "park":
         CONFLICTS.labels(result.entity).inc()
     SYNC_LATENCY.labels(result.entity, result.action).observe(result.latency_ms / 1000)

@@ -152,6 +152,8 @@ class WebGuard:
         self.sessions = SessionStore(web_config.session_ttl_s, clock=clock)
         self.access: dict[str, dict[str, Access]] = {}
         self.auditor: ActionAuditor | None = None
+        #: Paths under which a browser's unauthenticated GET gets this HTML (still a 401).
+        self.login_pages: dict[str, str] = {}
 
     def allow(self, path: str, **methods: Access) -> None:
         """Grant ``path`` its access per method (``GET="viewer"``); unlisted ones need admin."""
@@ -184,7 +186,7 @@ class WebGuard:
             self._authenticate(request, access)
             response = await handler(request)
         except _RefusedError as exc:
-            response = web.json_response({"error": exc.reason}, status=exc.status)
+            response = self._refusal(request, exc)
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="cdcsync"'
         except web.HTTPException as exc:
@@ -195,6 +197,14 @@ class WebGuard:
             raise
         await self._audit(request, response.status)
         return response
+
+    def _refusal(self, request: web.Request, exc: _RefusedError) -> web.Response:
+        """The JSON refusal, or a login page for a browser's GET of a page (``login_pages``)."""
+        if exc.status == 401 and request.method in _SAFE:
+            for prefix, text in self.login_pages.items():
+                if request.path.startswith(prefix) and "html" in request.headers.get("Accept", ""):
+                    return web.Response(text=text, status=401, content_type="text/html")
+        return web.json_response({"error": exc.reason}, status=exc.status)
 
     def _authenticate(self, request: web.Request, access: Access) -> None:
         """Note the caller on ``request``, or raise :class:`_RefusedError` (401 or 403)."""

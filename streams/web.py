@@ -6,6 +6,7 @@
 ``/state/{entity}/{id}``     one entity's sync state, what ``cdcsync status`` shows
 ``/webhooks/{entity}``       POST: a Standard Webhooks change notification
 ``/login`` ``/session`` ``/logout``  sessions (``cdcsync.streams.web_session``)
+``/ui/...``                  the operator page (``cdcsync.streams.pages``)
 
 Every route but ``/healthz`` and ``/readyz`` needs a credential: the
 :class:`~cdcsync.streams.guard.WebGuard` middleware is told here what each
@@ -31,6 +32,7 @@ from cdcsync.operators.source import fetch_row_async, read_envelope, source_dsn,
 from cdcsync.schemas.config import Config, WebConfig
 from cdcsync.schemas.envelope import encode_key
 from cdcsync.streams.guard import ActionAuditor, WebGuard, note_entities
+from cdcsync.streams.pages import register_ui
 from cdcsync.streams.tables import declare_webhook_ids
 from cdcsync.streams.web_session import register_session_pages
 from cdcsync.streams.web_state import state_page
@@ -142,6 +144,10 @@ def register_pages(
     seen = SeenIds(store=declare_webhook_ids(app, config))
     app.page("/webhooks/{entity}")(_webhook_page(WebhookReceiver(config, topics, seen=seen)))
     register_session_pages(app, guard)
+    register_ui(
+        app, config, entity_topics=topics.entities, tables=tables, guard=guard,
+        lag=lambda: consumer_lag(app, entity_topics),
+    )  # fmt: skip
     guard.allow("/healthz", GET="public")
     guard.allow("/readyz", GET="public")
     guard.allow("/metrics", GET="metrics")

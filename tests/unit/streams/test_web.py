@@ -109,6 +109,17 @@ def test_every_endpoint_is_registered_on_the_app(tmp_path: Path) -> None:
         "/login",
         "/session",
         "/logout",
+        # the operator page (cdcsync.streams.pages)
+        "/ui",
+        "/ui/problems",
+        "/ui/entity/{entity}/{entity_id}",
+        "/ui/integrations",
+        "/ui/retry/{entity}/{entity_id}",
+        "/ui/cancel/{entity}/{entity_id}",
+        "/ui/resolve/{entity}/{entity_id}",
+        "/ui/sync/{entity}/{entity_id}",
+        "/ui/redrive",
+        "/ui/bulk",
     }
 
 

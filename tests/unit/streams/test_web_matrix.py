@@ -21,9 +21,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.events import OperatorAction
 from cdcsync.streams import app as app_module
+from cdcsync.streams import pages
 from cdcsync.streams.app import create_app
 from cdcsync.streams.auth import rank
 from cdcsync.streams.guard import CSRF_HEADER, SESSION_COOKIE, WebGuard
+from cdcsync.testing.pages import RecordingSources
 
 TOKENS = {
     "ann": ("viewer", "viewer-token-0123456789"),
@@ -88,6 +90,8 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     clock = Clock()
     guard = WebGuard(config.app.web, environ=ENV, clock=clock)
     monkeypatch.setattr(app_module, "WebGuard", lambda web: guard)
+    # The operator page's Kafka and database I/O: recorded, never sent (cdcsync.testing.pages).
+    monkeypatch.setattr(pages, "make_sources", lambda *a: RecordingSources().sources())
     app = create_app(config)
     app.web.init_server()  # Faust's blueprints, as the worker serves them
     table = app.tables["state_contact"]
