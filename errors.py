@@ -7,6 +7,7 @@ CdcsyncError
 ├── SinkError               an external system refused or failed a call
 │   ├── SinkTransientError  worth retrying (timeouts, 5xx, 408, 429)
 │   └── SinkPermanentError  retrying will not help (other 4xx)
+├── DeliveryError           Kafka did not confirm a record the agent produced
 ├── ConnectError            Kafka Connect rejected or lost a connector
 └── StackError              the local stack could not be started or reached
 """
@@ -17,6 +18,7 @@ __all__ = [
     "CdcsyncError",
     "ConfigurationError",
     "ConnectError",
+    "DeliveryError",
     "MappingError",
     "SchemaError",
     "SinkConflictError",
@@ -64,6 +66,10 @@ class SinkPermanentError(SinkError):
 
 class SinkConflictError(SinkPermanentError):
     """The external object changed since the ``rowId`` we expected: both sides changed."""
+
+
+class DeliveryError(CdcsyncError):
+    """A result, dead letter or audit record was not delivered to Kafka, even when resent."""
 
 
 class ConnectError(CdcsyncError):

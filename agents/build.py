@@ -11,9 +11,11 @@ import faust
 
 from cdcsync.agents.associations import ChildKeys, ParentLink
 from cdcsync.agents.controls import send_due_retries
+from cdcsync.agents.deliveries import keep_unacked
 from cdcsync.agents.emit import Topics
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync
+from cdcsync.errors import DeliveryError
 from cdcsync.mappers.loader import build_mapper
 from cdcsync.schemas.config import ChildConfig, Config, EntityConfig, interpolate, target_where
 from cdcsync.sinks.base import SourceWriter, counting
@@ -165,7 +167,11 @@ def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any
         async for events in stream.take_events(  # type: ignore[attr-defined]
             config.app.batch_size, within=config.app.batch_within_s
         ):
-            await sync.process_batch(events)
+            try:
+                await sync.process_batch(events)
+            except DeliveryError:
+                keep_unacked(events)  # no commit past it: it comes again after a restart
+                raise
 
     agent.__name__ = agent.__qualname__ = f"sync_{sync.entity}"
     return agent

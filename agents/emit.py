@@ -10,6 +10,7 @@ from typing import Any, Literal
 import faust
 
 from cdcsync import metrics
+from cdcsync.agents import deliveries
 from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.schemas.envelope import ChangeEvent
 from cdcsync.schemas.events import (
@@ -56,6 +57,12 @@ class Emitter:
         #: Records whose ending a caller waits for (a coalesced update's carrier): position ->
         #: None until it ends, then "result" or the dead letter's (reason, error).
         self._watched: dict[SourcePosition, Ending] = {}
+
+    async def _send(self, topic: faust.TopicT, *, key: bytes | None, value: bytes) -> None:
+        """Send, and leave the delivery to the batch in progress to confirm (agents.deliveries)."""
+        delivery = await topic.send(key=key, value=value)
+        if (batch := deliveries.current.get()) is not None:
+            batch.add(topic, key, value, delivery)
 
     def watch(self, position: SourcePosition) -> None:
         """Remember how the record at ``position`` ends (see :meth:`ending`)."""
@@ -117,8 +124,8 @@ class Emitter:
             pos.partition,
             pos.offset,
         )
-        await self.topics.results.send(
-            key=entity_id.encode(), value=result.model_dump_json().encode()
+        await self._send(
+            self.topics.results, key=entity_id.encode(), value=result.model_dump_json().encode()
         )
         if pos in self._watched:
             self._watched[pos] = "result"
@@ -134,8 +141,8 @@ class Emitter:
             source=raw.position,
             detected_ms=now_ms(),
         )
-        await self.topics.conflicts.send(
-            key=entity_id.encode(), value=event.model_dump_json().encode()
+        await self._send(
+            self.topics.conflicts, key=entity_id.encode(), value=event.model_dump_json().encode()
         )
 
     async def dead_letter(
@@ -169,7 +176,9 @@ class Emitter:
             self._watched[pos] = (reason, letter.error)
         key = entity_id.encode() if entity_id else raw.key
         try:
-            await self.topics.dead_letters.send(key=key, value=letter.model_dump_json().encode())
+            await self._send(
+                self.topics.dead_letters, key=key, value=letter.model_dump_json().encode()
+            )
         except Exception as send_exc:  # a dead letter must not take the worker down
             log.error(
                 "%s %s: dead letter not sent (%s); sending it without the original",
@@ -180,7 +189,9 @@ class Emitter:
             minimal = letter.model_copy(update={
                 "original": RawRecord(key=None, value=None),
                 "details": details | {"original_dropped": str(send_exc)[:200]}})  # fmt: skip
-            await self.topics.dead_letters.send(key=key, value=minimal.model_dump_json().encode())
+            await self._send(
+                self.topics.dead_letters, key=key, value=minimal.model_dump_json().encode()
+            )
         log.warning(
             "%s %s: dead letter (%s: %s) %s[%d]@%d",
             self.entity,
@@ -205,6 +216,8 @@ class Emitter:
             created_ms=now_ms(),
         )
         log.warning("%s %s: %s", self.entity, entity_id, message)
-        await self.topics.notifications.send(
-            key=(entity_id or "").encode(), value=note.model_dump_json().encode()
+        await self._send(
+            self.topics.notifications,
+            key=(entity_id or "").encode(),
+            value=note.model_dump_json().encode(),
         )

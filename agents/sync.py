@@ -28,11 +28,13 @@ from typing import Any
 from faust.types import EventT
 
 from cdcsync import metrics
+from cdcsync.agents import deliveries
 from cdcsync.agents.apply import Applier
 from cdcsync.agents.associations import ChildKeys, ParentLink, publish_links, with_parent
 from cdcsync.agents.change import Outcome, RawEvent, now_ms
 from cdcsync.agents.controls import Controls
 from cdcsync.agents.decide import coalescible_update, decide
+from cdcsync.agents.deliveries import Deliveries
 from cdcsync.agents.emit import Emitter, Topics
 from cdcsync.agents.parking import overflow, park_behind, park_carried, parked_event
 from cdcsync.agents.setbacks import Setbacks
@@ -122,11 +124,18 @@ class EntitySync:
     # -- consuming ---------------------------------------------------------------------
 
     async def process_batch(self, events: Sequence[EventT]) -> None:
-        """Process one ``take_events`` batch: keys concurrently, each key in order."""
+        """Process one ``take_events`` batch: keys concurrently, each key in order; return
+        once everything it produced is delivered."""
         groups: dict[bytes | None, list[EventT]] = {}
         for event in events:
             groups.setdefault(event.key, []).append(event)
-        await asyncio.gather(*(self._process_group(g) for g in groups.values()))
+        batch = Deliveries()
+        token = deliveries.current.set(batch)  # the per-key tasks share it
+        try:
+            await asyncio.gather(*(self._process_group(g) for g in groups.values()))
+        finally:
+            deliveries.current.reset(token)
+        await batch.confirm()  # before take_events acks the batch: DeliveryError if lost
 
     async def _process_group(self, events: list[EventT]) -> None:
         """The records of one key, in order; consecutive plain source updates coalesce."""

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from cdcsync.agents import deliveries
 from cdcsync.errors import SinkTransientError
 from cdcsync.schemas.events import AuditRecord
 
@@ -23,7 +24,8 @@ class TopicAuditor:
     async def record(self, record: AuditRecord) -> None:
         """Queue the record with the producer before the call goes out."""
         try:
-            await self.topic.send(
+            await deliveries.send(  # confirmed with the batch of the call it records
+                self.topic,
                 key=record.entity_id.encode() if record.entity_id else None,
                 value=record.model_dump_json().encode(),
             )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from cdcsync.errors import SinkPermanentError, SinkTransientError
+import pytest
+from aiokafka.errors import KafkaError
+
+from cdcsync.errors import DeliveryError, SinkPermanentError, SinkTransientError
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import ExternalChange
-from cdcsync.testing.events import Feed
+from cdcsync.testing.events import Feed, Topic, Topics
 from cdcsync.testing.sinks import MemoryWriter
 from cdcsync.testing.world import entity_sync
 
@@ -135,3 +139,36 @@ async def test_a_parked_source_change_is_stored_compactly_and_still_reruns():
     retry = {"origin": "control", "command": "retry", "force": True}
     await sync.process(feed(None, ADA, value=json.dumps(retry).encode()))
     assert [o["firstName"] for o in sync.sink.objects.values()] == ["Bo"]
+
+
+class FlakyTopic(Topic):
+    """A topic whose first ``failures`` deliveries fail after the send was queued."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.delivered: list[dict] = []
+
+    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if self.failures > 0:
+            self.failures -= 1
+            future.set_exception(KafkaError("MessageSizeTooLarge"))
+        else:
+            self.delivered.append(json.loads(value))
+            future.set_result(None)
+        return future
+
+
+async def test_a_failed_delivery_is_sent_again_before_the_batch_counts_as_done():
+    results = FlakyTopic(failures=1)
+    sync = entity_sync(CONFIG, topics=Topics(results=results))
+    await sync.process_batch([Feed()("c", ADA)])
+    assert [r["action"] for r in results.delivered] == ["create"]
+
+
+async def test_a_delivery_that_keeps_failing_fails_the_batch():
+    letters = FlakyTopic(failures=99)
+    sync = entity_sync(CONFIG, topics=Topics(dead_letters=letters))
+    with pytest.raises(DeliveryError, match=r"MessageSizeTooLarge"):
+        await sync.process_batch([Feed()(None, ADA, value=b"not json")])

@@ -1,0 +1,108 @@
+"""Delivery of what a batch produced, confirmed before the batch counts as done.
+
+``topic.send`` hands a record to the producer and returns the future of its
+delivery. Faust's ``take_events`` acks a batch's records once the agent's loop
+body returns, and the consumer commits acked offsets; so results, dead letters
+and audit records must be delivered before :meth:`Deliveries.confirm` returns.
+Sends made while a batch runs (in any of its per-key tasks) are tracked through
+a context variable; a failed delivery is sent again, and if it still fails the
+batch raises :class:`~cdcsync.errors.DeliveryError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cdcsync.errors import DeliveryError
+
+__all__ = ["Deliveries", "current", "keep_unacked", "send"]
+
+log = logging.getLogger(__name__)
+
+#: Sends a failed delivery is tried again, and the pause between tries.
+RESENDS = 3
+RESEND_PAUSE_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    topic: Any  # faust.TopicT
+    key: bytes | None
+    value: bytes
+    future: asyncio.Future[Any]
+
+
+class Deliveries:
+    """The deliveries one batch is waiting for."""
+
+    def __init__(self, *, resends: int = RESENDS, pause_s: float = RESEND_PAUSE_S) -> None:
+        self.resends = resends
+        self.pause_s = pause_s
+        self._sent: list[_Sent] = []
+
+    def add(self, topic: Any, key: bytes | None, value: bytes, future: Any) -> None:
+        """Track the delivery of one record sent to ``topic`` (``future``: what send returned)."""
+        if isinstance(future, asyncio.Future):
+            self._sent.append(_Sent(topic, key, value, future))
+
+    async def confirm(self) -> None:
+        """Wait for every delivery together; resend the failed ones; DeliveryError if one
+        still fails."""
+        sent, self._sent = self._sent, []
+        outcomes = await asyncio.gather(*(s.future for s in sent), return_exceptions=True)
+        failed = [s for s, o in zip(sent, outcomes, strict=True) if isinstance(o, BaseException)]
+        for item in failed:
+            await self._resend(item)
+
+    async def _resend(self, item: _Sent) -> None:
+        name = item.topic.get_topic_name() if hasattr(item.topic, "get_topic_name") else "?"
+        error: BaseException | None = item.future.exception()
+        for attempt in range(1, self.resends + 1):
+            log.warning("delivery to %s failed (%r); sending again (%d/%d)",
+                        name, error, attempt, self.resends)  # fmt: skip
+            await asyncio.sleep(self.pause_s * (attempt - 1))
+            try:
+                await await_delivery(await item.topic.send(key=item.key, value=item.value))
+                return
+            except Exception as exc:
+                error = exc
+        raise DeliveryError(
+            f"a record for {name} was not delivered after {self.resends} resends: {error!r}; "
+            "the batch is not acknowledged, so its offsets are not committed"
+        ) from error
+
+
+async def await_delivery(future: Any) -> None:
+    """Wait for a delivery future (a test topic's send may return none)."""
+    if isinstance(future, asyncio.Future):
+        await future
+
+
+#: The deliveries of the batch in progress, if any (shared by its per-key tasks).
+current: contextvars.ContextVar[Deliveries | None] = contextvars.ContextVar(
+    "cdcsync_deliveries", default=None
+)
+
+
+async def send(topic: Any, *, key: bytes | None, value: bytes) -> None:
+    """``topic.send``, its delivery tracked by the batch in progress (else not waited for)."""
+    future = await topic.send(key=key, value=value)
+    if (batch := current.get()) is not None:
+        batch.add(topic, key, value, future)
+
+
+def keep_unacked(events: Sequence[Any]) -> None:
+    """Keep a failed batch's records from being acked, so their offsets are not committed.
+
+    Faust's ``take_events`` acks the batch in a ``finally`` even when the agent raises
+    (the generator is closed), and the consumer commits every acked offset up to the
+    first gap. One more reference on each record's message leaves that ack short of
+    zero: the commit stops before the batch, which comes again after a restart.
+    """
+    for event in events:
+        event.message.incref()
