@@ -17,6 +17,7 @@ import faust
 from cdcsync.schemas.config import Config
 from cdcsync.streams.guard import WebGuard
 from cdcsync.streams.pages.context import LagReader, Ui
+from cdcsync.streams.pages.integrations import without_credentials
 from cdcsync.streams.pages.routes import register_routes
 from cdcsync.streams.pages.sources import PageSources, worker_sources
 
@@ -32,7 +33,7 @@ def _link_of(app: Any) -> Any:
     def link(entity: str, external_id: str) -> str | None:
         sync = getattr(app, "syncs", {}).get(entity)
         try:
-            return str(sync.sink.link(external_id)) if sync is not None else None
+            return without_credentials(str(sync.sink.link(external_id))) if sync else None
         except Exception:  # a sink that cannot be built here (secrets): no link
             return None
 

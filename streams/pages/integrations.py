@@ -10,15 +10,31 @@ completed a change through its API.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cdcsync import metrics
 from cdcsync.schemas.config import Config
 from cdcsync.streams.pages.layout import Viewer, esc, page, render_table, when
 
-__all__ = ["integrations_html", "public_url"]
+__all__ = ["integrations_html", "public_url", "without_credentials"]
 
 _URL_SETTINGS = ("base_url", "url", "endpoint")
+
+
+_SECRET_PARAMS = ("key", "token", "secret", "password", "sig", "auth")
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without user info and without query parameters named like a credential."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not any(word in k.lower() for word in _SECRET_PARAMS)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def public_url(settings: dict[str, Any]) -> str | None:
