@@ -306,7 +306,8 @@ class EntitySync:
                           partition=pos.partition, offset=pos.offset, now_ms=now)  # fmt: skip
         if decision.action == "hold":
             return await self.setbacks.loop(raw, entity_id, state or SyncState(), now=now)
-        with counting(self.entity, entity_id) as counter:
+        change_at = f"{pos.topic}/{pos.partition}/{pos.offset}"  # the same on every retry
+        with counting(self.entity, entity_id, change=change_at) as counter:
             try:
                 if self.parent is not None:
                     decision = with_parent(decision, change, self.parent)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import contextvars
+import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
@@ -64,6 +65,17 @@ class CallCounter:
     entity: str | None = None
     #: The entity id, for the audit trail of outgoing calls.
     entity_id: str | None = None
+    #: Where the change being applied was read (``topic/partition/offset``): the same on
+    #: every retry of it, so its :attr:`idempotency_key` is too.
+    change: str | None = None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """A key naming the change being applied, for APIs that take one on creates."""
+        if self.change is None:
+            return None
+        named = f"{self.entity}/{self.change}".encode()
+        return "cdcsync-" + hashlib.sha256(named).hexdigest()[:32]
 
 
 call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVar(
@@ -72,9 +84,11 @@ call_counter: contextvars.ContextVar[CallCounter | None] = contextvars.ContextVa
 
 
 @contextlib.contextmanager
-def counting(entity: str, entity_id: str | None = None) -> Iterator[CallCounter]:
+def counting(
+    entity: str, entity_id: str | None = None, *, change: str | None = None
+) -> Iterator[CallCounter]:
     """Count the external API calls made inside the block (for results, metrics, audit)."""
-    counter = CallCounter(entity=entity, entity_id=entity_id)
+    counter = CallCounter(entity=entity, entity_id=entity_id, change=change)
     token = call_counter.set(counter)
     try:
         yield counter

@@ -20,7 +20,13 @@ from cdcsync.mappers.base import Mapper
 from cdcsync.schemas.config import Config, target_where
 from cdcsync.sinks.targets import check_target
 
-__all__ = ["check_columns", "check_key_types", "check_targets", "preflight"]
+__all__ = [
+    "check_columns",
+    "check_idempotent_creates",
+    "check_key_types",
+    "check_targets",
+    "preflight",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,29 @@ def check_key_types(config: Config, column_types: Mapping[str, Mapping[str, str]
     return problems
 
 
+def check_idempotent_creates(config: Config) -> list[str]:
+    """Warn (once each, at start-up) about entities whose create a retry may duplicate.
+
+    A create whose answer was lost (a timeout) is retried; without a ``natural_key`` to
+    look the object up first, or an ``idempotency_header`` the API honours, that retry
+    makes a second object. Returns the entities warned about.
+    """
+    warned = []
+    for name, entity in config.entities.items():
+        if not entity.enabled or entity.natural_key:
+            continue
+        if config.target(name).settings.get("idempotency_header"):
+            continue
+        log.warning(
+            "%s: no natural_key and no idempotency_header: a create retried after a timeout "
+            "may make a second external object (set natural_key, or the rest setting "
+            "idempotency_header if the API takes an idempotency key)",
+            name,
+        )
+        warned.append(name)
+    return warned
+
+
 def _table_columns(dsn: str, tables: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
     """Each table's columns and their types, by ``schema.table``."""
     found: dict[str, dict[str, str]] = {}
@@ -114,6 +143,7 @@ def _table_columns(dsn: str, tables: list[tuple[str, str]]) -> dict[str, dict[st
 def preflight(config: Config, path: Path | None, mappers: Mapping[str, Mapper]) -> None:
     """Raise one ``ConfigurationError`` listing every problem found, or return."""
     problems = check_targets(config)
+    check_idempotent_creates(config)
     tables = [(e.source.schema_, e.source.table) for e in config.entities.values() if e.source]
     if tables:
         try:

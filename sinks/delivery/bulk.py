@@ -110,6 +110,8 @@ class BatchingSink(Sink):
         sent = CallCounter(
             entity=first.entity if first else None,
             entity_id=first.entity_id if first and len(batch) == 1 else None,
+            # A key names one change: only a write sent alone carries it.
+            change=first.change if first and len(batch) == 1 else None,
         )
         call_counter.set(sent)
         try:

@@ -72,6 +72,11 @@ class RestSettings(BaseModel):
         default=None, min_length=1, description="The payload field holding the new object's id "
         "(required with create_method: PUT)",
     )  # fmt: skip
+    idempotency_header: str | None = Field(
+        default=None, min_length=1, description="The header a create carries an idempotency key "
+        "in (e.g. Idempotency-Key), for APIs that answer a repeated key with the object first "
+        "made: the key comes from the entity and the source position, so a retry sends it again",
+    )  # fmt: skip
     # -- end of writes and auth
     page_size: int = Field(default=100, ge=1, le=10_000)
     limit_param: str = "limit"

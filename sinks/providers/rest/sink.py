@@ -11,7 +11,14 @@ from urllib.parse import quote
 import httpx
 
 from cdcsync.errors import SinkPermanentError
-from cdcsync.sinks.base import BulkOutcome, BulkWrite, ExternalRecord, Sink, count_call
+from cdcsync.sinks.base import (
+    BulkOutcome,
+    BulkWrite,
+    ExternalRecord,
+    Sink,
+    call_counter,
+    count_call,
+)
 from cdcsync.sinks.delivery.audit import Auditor, audit_record
 from cdcsync.sinks.delivery.ratelimit import (
     DEFAULT_429_PAUSE_S,
@@ -103,11 +110,13 @@ class RestSink(Sink):
 
     async def create(self, payload: Mapping[str, Any]) -> ExternalRecord:
         method, client_id = create_target(self.settings, self._failures, payload)
+        headers = _idempotency(self.settings)
         if client_id is None:  # POST: the API picks the id
-            response = await self._send("POST", self.settings.collection_path, body=payload)
+            path = self.settings.collection_path
+            response = await self._send("POST", path, body=payload, headers=headers)
             return await self._reader.written(response, payload, self.get)
         path = self._item_path(method, client_id)
-        response = await self._send(method, path, body=payload)
+        response = await self._send(method, path, body=payload, headers=headers)
         return await self._reader.written(response, payload, self.get, external_id=client_id)
 
     async def update(
@@ -225,6 +234,15 @@ class RestSink(Sink):
         if (problem := id_problem(external_id)) is not None:
             self._failures.fail(method, self.settings.collection_path, problem)
         return f"{self.settings.collection_path}/{quote(str(external_id), safe='')}"
+
+
+def _idempotency(settings: RestSettings) -> dict[str, str]:
+    """The idempotency key header of the change being applied, where the API takes one."""
+    counter = call_counter.get()
+    key = counter.idempotency_key if counter is not None else None
+    if settings.idempotency_header is None or key is None:
+        return {}
+    return {settings.idempotency_header: key}
 
 
 async def _count_request(request: httpx.Request) -> None:
