@@ -13,15 +13,9 @@ from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.envelope import ExternalChange
 from cdcsync.testing.events import Feed, Topic, Topics
 from cdcsync.testing.sinks import MemoryWriter
-from cdcsync.testing.world import entity_sync
+from cdcsync.testing.world import CONTACT, entity_sync, failing_after_create
 
-CONFIG = EntityConfig(
-    retry={"max_attempts": 3},
-    topic="cdcsync.contact",
-    natural_key=["email"],
-    mapping={"firstName": "first_name", "email": "email"},
-    target={"provider": "memory"},
-)
+CONFIG = CONTACT
 ADA = {"id": 1, "first_name": "Ada", "email": "ada@x.org"}
 
 
@@ -43,10 +37,7 @@ async def test_changes_a_failed_carrier_superseded_are_dead_lettered_with_it():
 
 
 async def test_changes_a_parked_carrier_superseded_queue_in_front_of_it():
-    sync = entity_sync(CONFIG)
-    feed = Feed()
-    await sync.process(feed("c", ADA))
-    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    sync, feed = await failing_after_create()
     await sync.process_batch([feed("u", {**ADA, "first_name": n}) for n in ("A2", "A3", "A4")])
     assert [p.offset for p in sync.state.load("1").parked] == [2, 3, 4]
     assert [r["action"] for r in sync.topics.results.sent] == ["create"]
@@ -121,10 +112,7 @@ async def test_the_parked_queue_is_bounded_by_bytes():
 
 
 async def test_a_parked_source_change_is_stored_compactly_and_still_reruns():
-    sync = entity_sync(CONFIG)
-    feed = Feed()
-    await sync.process(feed("c", ADA))
-    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    sync, feed = await failing_after_create()
     update = feed("u", {**ADA, "first_name": "Bo"})
     update.value = json.dumps(
         {"op": "u", "before": ADA, "after": {**ADA, "first_name": "Bo"},

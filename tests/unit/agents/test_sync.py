@@ -9,17 +9,10 @@ import pytest
 from cdcsync.agents.controls import send_due_retries
 from cdcsync.agents.sync import EntitySync
 from cdcsync.errors import SinkPermanentError, SinkTransientError
-from cdcsync.schemas.config import EntityConfig
 from cdcsync.testing.events import Feed, Topic
-from cdcsync.testing.world import entity_sync
+from cdcsync.testing.world import CONTACT, entity_sync
 
-CONFIG = EntityConfig(
-    retry={"max_attempts": 3},
-    topic="cdcsync.contact",
-    natural_key=["email"],
-    mapping={"firstName": "first_name", "email": "email"},
-    target={"provider": "memory"},
-)
+CONFIG = CONTACT
 
 
 @pytest.fixture
