@@ -8,6 +8,9 @@ need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+# The operator page's browser test (tests/browser) drives Debian's chromium with Playwright
+# (pip, in .[dev]) through executable_path: no `playwright install` browser download.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

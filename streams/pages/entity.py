@@ -34,9 +34,16 @@ def _state_table(ui: Ui, entity: str, value: dict[str, Any]) -> str:
         ("held for", esc(value.get("hold"))),
         ("last error", esc(value.get("last_error"))),
         ("last seen", when(value.get("updated_ms"))),
-        ("last applied", esc(f"[{value.get('last_partition')}]@{value.get('last_offset')}")),
+        ("last applied", esc(_position(value))),
     ]  # fmt: skip
     return render_table(("", ""), [[esc(k), v] for k, v in rows])
+
+
+def _position(value: dict[str, Any]) -> str | None:
+    """Where the last applied event was read, ``[partition]@offset``."""
+    if value.get("last_offset") is None:
+        return None
+    return f"[{value.get('last_partition')}]@{value['last_offset']}"
 
 
 def _parked_table(value: dict[str, Any], viewer: Viewer) -> str:
