@@ -92,6 +92,28 @@ class SeedReport:
         """API calls (results) per synced change."""
         return self.api_calls / self.synced if self.synced else 0.0
 
+    def problems(self, *, max_calls_per_change: float = 3.0) -> list[str]:
+        """What keeps this seed from counting as converged; empty when it does."""
+        found = []
+        # Both sides were really edited (not only rows, with the server lagging behind).
+        if self.made.get("api_edit", 0) < self.steps // 5:
+            found.append(f"too few edits on the server side: {self.made}")
+        if not self.converged:
+            found.append(f"the sides differ: {self.mismatches[:10]}")
+        if self.duplicates:
+            found.append(f"duplicate external objects: {self.duplicates}")
+        if self.dead_letters:
+            found.append(f"{self.dead_letters} dead letters")
+        if self.quiet_writes != 0 or self.quiet_server_writes not in (None, 0):
+            found.append(f"writes in the quiet window: {self.quiet_writes} "
+                         f"(the server counted {self.quiet_server_writes})")  # fmt: skip
+        if not self.rows == self.objects > 0:
+            found.append(f"{self.rows} rows but {self.objects} objects")
+        # A bounded number of calls per synced change (a read-back at most per write).
+        if self.calls_per_change > max_calls_per_change:
+            found.append(f"{self.calls_per_change:.2f} API calls per synced change")
+        return found
+
     def line(self) -> str:
         made = ", ".join(f"{k} {v}" for k, v in sorted(self.made.items()))
         server = (
@@ -121,13 +143,14 @@ class Convergence:
         *,
         table: str,
         mapping: Mapping[str, str],
-        poll_interval_s: float,
+        entity: str = "contact",
         pace_s: float = 0.02,
         settle_timeout_s: float = 180.0,
         say: Say = print,
     ) -> None:
         self.ex, self.side, self.table, self.mapping = ex, side, table, dict(mapping)
-        self.poll_s, self.pace_s, self.settle_timeout_s = poll_interval_s, pace_s, settle_timeout_s
+        self.poll_s = ex.config.entities[entity].poll.interval_s or 1.0
+        self.pace_s, self.settle_timeout_s = pace_s, settle_timeout_s
         self.say = say
         topics = ex.config.topics
         self.events: EventLog = ex.watch([topics.results, topics.dead_letters, topics.audit])
@@ -152,6 +175,8 @@ class Convergence:
         if report.converged:
             self._quiet_window(report)
         self._count(self.events.seen[first_event:], ids, report)
+        self.say(f"  {report.line()}; {time.monotonic() - started:.1f}s in all")
+        self.say(f"    results by action: {report.actions}")
         return report
 
     def _edit_randomly(

@@ -123,17 +123,15 @@ def run(
         assert api.token is not None
         say("3/4 worker")
         ex.start_worker(env={TOKEN_ENV: api.token})
-        poll = ex.config.entities[ENTITY].poll.interval_s or 1.0
         side = Directus(api)
         try:
             conv = Convergence(
-                ex, side, table="dx_contact", mapping=MAPPING, poll_interval_s=poll, say=say
+                ex, side, table="dx_contact", mapping=MAPPING, entity=ENTITY, say=say
             )
             say(f"4/4 {len(seeds)} seed(s) of {steps} random steps on both sides")
             reports = []
             for seed in seeds:
                 reports.append(conv.run_seed(seed, steps))
-                say("  " + reports[-1].line())
         finally:
             side.close()
         say("done; the worker stopped, Directus and the stack keep running")

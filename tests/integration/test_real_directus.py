@@ -16,7 +16,6 @@ own activity log.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -67,27 +66,14 @@ def convergence(
         ex.start_worker(
             env={TOKEN_ENV: api.token}, log_path=ex.settings.logs_dir / "worker-it-directus.log"
         )
-        poll = ex.config.entities["contact"].poll.interval_s
-        assert poll is not None
-        yield Convergence(ex, side, table="dx_contact", mapping=MAPPING, poll_interval_s=poll)
+        yield Convergence(ex, side, table="dx_contact", mapping=MAPPING)
         side.close()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_edits_on_both_sides_converge(convergence: Convergence, seed: int) -> None:
-    started = time.monotonic()
-    report = convergence.run_seed(seed, STEPS)
-    print(f"\nDirectus {report.line()}; {time.monotonic() - started:.1f}s in all")
-    print(f"  results by action: {report.actions}")
-    # Both sides were really edited (not only rows, with the server lagging behind).
-    assert report.made.get("api_edit", 0) >= STEPS // 5, report.made
-    assert report.converged, report.mismatches[:10]
-    assert report.duplicates == []
-    assert report.dead_letters == 0
-    assert report.quiet_writes == 0
-    assert report.quiet_server_writes == 0  # Directus's activity log agrees
-    assert report.rows == report.objects > 0
-    assert report.calls_per_change <= 3.0, report.actions
+    report = convergence.run_seed(seed, STEPS)  # prints its figures
+    assert report.problems() == []
 
 
 async def test_a_natural_key_lookup_speaks_directus_filters(stack: StackSettings) -> None:

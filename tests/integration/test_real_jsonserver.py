@@ -11,7 +11,6 @@ quiet (no write) for three poll intervals and more.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -47,27 +46,14 @@ def convergence(
         api = apis.json_server(ex.settings, port=API_PORT, fresh=True, progress=print)
         ex.start_worker(log_path=ex.settings.logs_dir / "worker-it-jsonserver.log")
         side = JsonServer(api.url)
-        poll = ex.config.entities["contact"].poll.interval_s
-        assert poll is not None
-        yield Convergence(ex, side, table="js_contact", mapping=MAPPING, poll_interval_s=poll)
+        yield Convergence(ex, side, table="js_contact", mapping=MAPPING)
         side.close()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_edits_on_both_sides_converge(convergence: Convergence, seed: int) -> None:
-    started = time.monotonic()
-    report = convergence.run_seed(seed, STEPS)
-    print(f"\njson-server {report.line()}; {time.monotonic() - started:.1f}s in all")
-    print(f"  results by action: {report.actions}")
-    # Both sides were really edited (not only rows, with the server lagging behind).
-    assert report.made.get("api_edit", 0) >= STEPS // 5, report.made
-    assert report.converged, report.mismatches[:10]
-    assert report.duplicates == []
-    assert report.dead_letters == 0
-    assert report.quiet_writes == 0
-    assert report.rows == report.objects > 0
-    # Every synced change costs a bounded number of calls (a read-back at most per write).
-    assert report.calls_per_change <= 3.0, report.actions
+    report = convergence.run_seed(seed, STEPS)  # prints its figures
+    assert report.problems() == []
 
 
 # -- the listing settings, straight against the real server (no worker) ----------------
