@@ -100,6 +100,9 @@ async def sync_one(ui: Ui, entity: str, entity_id: str) -> Outcome:
     """Publish the entity's current source row for the agent to sync."""
     outcome = Outcome()
     ref = f"{entity}/{entity_id}"
+    if entity not in ui.config.entities:
+        outcome.skipped.append((ref, "unknown entity"))
+        return outcome
     try:
         where = await ui.sources.sync_now(entity, entity_id)
     except CdcsyncError as exc:

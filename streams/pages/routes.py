@@ -105,14 +105,13 @@ def _single(ui: Ui, action: str) -> type[View]:
             viewer = viewer_of(request, ui.guard)
             note_entities(request, [entity_id])
             fields, _ = await _form(request)
+            take = fields.get("take") if action == "resolve" else None
+            if action == "resolve" and take not in ("source", "target"):
+                body = '<p class="err">take: source or target</p>'
+                return self.html(page("Resolve", body, viewer), status=400)
             if action == "sync":
-                outcome = await sync_one(ui, entity, entity_id) if entity in ui.config.entities \
-                    else Outcome(skipped=[(f"{entity}/{entity_id}", "unknown entity")])  # fmt: skip
+                outcome = await sync_one(ui, entity, entity_id)
             else:
-                take = fields.get("take") if action == "resolve" else None
-                if action == "resolve" and take not in ("source", "target"):
-                    return self.html(page("Resolve", '<p class="err">take: source or target</p>',
-                                          viewer), status=400)  # fmt: skip
                 outcome = await control_many(ui, viewer, action, [(entity, entity_id)], take=take)
             back = f"/ui/entity/{entity}/{entity_id}"
             return self.html(outcome_html(action, outcome, viewer, back=back))
