@@ -241,6 +241,24 @@ def test_health_readiness_and_metrics(ops_worker):
     assert lag in text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/healthz", {}, 200),  # the probes stay public
+        ("GET", "/ui", {}, 401),  # deny by default: the page wants a login
+        ("GET", "/ui/problems", {"Authorization": "Bearer wrong-" + "x" * 20}, 401),
+        ("GET", "/ui/problems", VIEWER, 200),
+        ("GET", "/table/state_contact/", {}, 401),  # no route is named without a credential
+        ("GET", "/table/state_contact/", VIEWER, 404),  # Faust's table pages are off
+        ("POST", "/ui/retry/contact/1", VIEWER, 403),  # a viewer acts on nothing
+        ("POST", "/ui/retry/contact/1", {}, 401),
+    ],
+)
+def test_the_running_worker_denies_by_default(ops_worker, method, path, headers, status):
+    answer = httpx.request(method, f"{WEB}{path}", headers=headers)
+    assert answer.status_code == status, answer.text[:200]
+
+
 # -- status, trigger, dead letters, log ---------------------------------------------------
 
 
