@@ -50,11 +50,16 @@ from cdcsync.testing.sinks import MemorySink
 from cdcsync.testing.world import entity_sync
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian's chromium is not installed (scripts/install-deps.sh)", allow_module_level=True
-    )
+if os.environ.get("CI"):  # CI installs both (scripts/install-deps.sh): missing is a failure
+    import playwright.async_api as playwright_api
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed (scripts/install-deps.sh)"
+else:
+    playwright_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            "Debian's chromium is not installed (scripts/install-deps.sh)", allow_module_level=True
+        )
 
 pytestmark = pytest.mark.browser
 
