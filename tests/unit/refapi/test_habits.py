@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from cdcsync.refapi import RefApi, serve
+from cdcsync.testing.answers import json_of
 
 CONTACTS = "/api/v1/contacts"
 
@@ -20,10 +21,7 @@ async def api() -> AsyncIterator[RefApi]:
 
 
 async def _habits(client: httpx.AsyncClient, **habits: Any) -> dict[str, Any]:
-    response = await client.put("/_admin/settings", json={"habits": habits})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return json_of(await client.put("/_admin/settings", json={"habits": habits}))
 
 
 async def test_habits_come_from_the_constructor_and_the_admin_settings(

@@ -16,6 +16,7 @@ import pytest
 from cdcsync.refapi import FaultSpec, RefApi, Store, run_in_thread, serve
 from cdcsync.refapi.__main__ import main as refapi_main
 from cdcsync.refapi.store import InvalidCursorError
+from cdcsync.testing.answers import json_of
 
 TOKEN = "refapi-test-token"
 CONTACTS = "/api/v1/contacts"
@@ -28,10 +29,7 @@ async def api() -> AsyncIterator[RefApi]:
 
 
 async def _create(client: httpx.AsyncClient, **fields: object) -> dict[str, Any]:
-    response = await client.post(CONTACTS, json=fields)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return json_of(await client.post(CONTACTS, json=fields), 201)
 
 
 # -- records ---------------------------------------------------------------

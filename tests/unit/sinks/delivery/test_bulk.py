@@ -14,14 +14,8 @@ from cdcsync.sinks.base import BulkWrite, CallCounter, ExternalRecord, call_coun
 from cdcsync.sinks.delivery.bulk import BatchingSink
 from cdcsync.sinks.providers.rest import RestSettings, RestSink
 
-TOKEN = "bulk-test-token-5c2e9"
+TOKEN = "sinks-test-token"  # the token conftest's ``api`` accepts
 PATH = "/api/v1/contacts"
-
-
-@pytest.fixture
-def api_token() -> str:
-    """The token the reference API (``api``, in conftest.py) accepts."""
-    return TOKEN
 
 
 def _rest(api: RefApi, **overrides: Any) -> RestSink:

@@ -22,14 +22,8 @@ from cdcsync.refapi import RefApi
 from cdcsync.sinks.base import BulkWrite, CallCounter, ExternalRecord, call_counter
 from cdcsync.sinks.providers.rest import RestSettings, RestSink
 
-TOKEN = "writes-test-token-1b7e"
+TOKEN = "sinks-test-token"  # the token conftest's ``api`` accepts
 PATH = "/api/v1/contacts"
-
-
-@pytest.fixture
-def api_token() -> str:
-    """The token the reference API (``api``, in conftest.py) accepts."""
-    return TOKEN
 
 
 def _settings(base_url: str, **overrides: Any) -> RestSettings:
