@@ -32,7 +32,6 @@ from cdcsync.operators.dlq import Letter
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.envelope import Control, encode_key
 from cdcsync.schemas.events import (
-    ConflictEvent,
     DeadLetter,
     OperatorAction,
     RawRecord,
@@ -44,6 +43,7 @@ from cdcsync.streams import pages
 from cdcsync.streams.app import create_app
 from cdcsync.streams.guard import WebGuard
 from cdcsync.streams.pages.tails import Timeline
+from cdcsync.testing import samples
 from cdcsync.testing.events import Topics
 from cdcsync.testing.pages import RecordingSources
 from cdcsync.testing.sinks import MemorySink
@@ -194,15 +194,11 @@ async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 
 def _timelines(recording: RecordingSources) -> None:
     """The conflict of contact 8, with its versions, for its page."""
-    conflict = ConflictEvent(
-        entity="contact", entity_id="8", external=None, source=POS, detected_ms=NOW - 40_000,
-        source_version={"email": EMAIL, "name": "Alice Smith", "phone": "+1 555 0100"},
-        target_version={"email": EMAIL, "name": "Alice Smith-Jones", "phone": "+1 555 0199"},
+    conflict, result = samples.conflict(
+        {"email": EMAIL, "name": "Alice Smith", "phone": "+1 555 0100"},
+        {"email": EMAIL, "name": "Alice Smith-Jones", "phone": "+1 555 0199"},
+        source=POS, detected_ms=NOW - 40_000,
     )  # fmt: skip
-    result = SyncResult(entity="contact", entity_id="8", op="u", action="park",
-                        reason="both sides changed since the last sync (policy manual)",
-                        source=POS, received_ms=NOW - 41_000, completed_ms=NOW - 40_000,
-                        latency_ms=900.0)  # fmt: skip
     recording.timelines[("contact", "8")] = Timeline(results=[result], conflicts=[conflict])
 
 

@@ -18,18 +18,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from cdcsync.operators.dlq import Letter
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.events import (
-    ConflictEvent,
     DeadLetter,
     OperatorAction,
     RawRecord,
     SourcePosition,
-    SyncResult,
 )
 from cdcsync.streams import app as app_module
 from cdcsync.streams import pages
 from cdcsync.streams.app import create_app
 from cdcsync.streams.guard import CSRF_HEADER, SESSION_COOKIE, WebGuard
 from cdcsync.streams.pages.tails import Timeline
+from cdcsync.testing import samples
 from cdcsync.testing.pages import RecordingSources
 
 TOKENS = {
@@ -210,13 +209,8 @@ async def test_redrive_one_then_again_is_skipped(rig: Rig) -> None:
 
 
 async def test_entity_page_shows_the_conflict_side_by_side_and_the_timeline(rig: Rig) -> None:
-    conflict = ConflictEvent(entity="contact", entity_id="8", external=None,
-                             source_version={"email": "a@x", "name": "Ann"},
-                             target_version={"email": "b@x", "name": "Ann"}, source=POS,
-                             detected_ms=1_700_000_000_000)  # fmt: skip
-    result = SyncResult(entity="contact", entity_id="8", op="u", action="park",
-                        reason="both sides changed", source=POS, received_ms=1,
-                        completed_ms=1_700_000_000_000, latency_ms=1.0)  # fmt: skip
+    conflict, result = samples.conflict({"email": "a@x", "name": "Ann"},
+                                        {"email": "b@x", "name": "Ann"}, source=POS)  # fmt: skip
     rig.sources.timelines[("contact", "8")] = Timeline(results=[result], conflicts=[conflict])
     text = await (await rig.client.get("/ui/entity/contact/8", headers=_as("bob"))).text()
     assert '<tr class="diff"><td>email ≠</td><td>a@x</td><td>b@x</td></tr>' in text
