@@ -30,4 +30,4 @@ if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null; then
     apt-get install -y -q nodejs
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+python3 -m pip install -q --disable-pip-version-check -e '.[dev,rocksdb]'

@@ -8,6 +8,7 @@ not a configuration error, and the worker retries its writes).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "check_columns",
     "check_idempotent_creates",
     "check_key_types",
+    "check_store",
     "check_targets",
     "preflight",
 ]
@@ -140,9 +142,22 @@ def _table_columns(dsn: str, tables: list[tuple[str, str]]) -> dict[str, dict[st
     return found
 
 
+def check_store(config: Config) -> list[str]:
+    """Problems with ``app.store``: a scheme Faust has no store for, or a missing extra."""
+    scheme = config.app.store.partition("://")[0]
+    if scheme not in ("memory", "rocksdb"):
+        return [f"app.store: {config.app.store!r} is not memory:// or rocksdb://"]
+    if scheme == "rocksdb" and importlib.util.find_spec("rocksdict") is None:
+        return [
+            "app.store: rocksdb:// needs the rocksdict package: "
+            "pip install 'cdcsync[rocksdb]' (or set store: memory://)"
+        ]
+    return []
+
+
 def preflight(config: Config, path: Path | None, mappers: Mapping[str, Mapper]) -> None:
     """Raise one ``ConfigurationError`` listing every problem found, or return."""
-    problems = check_targets(config)
+    problems = check_targets(config) + check_store(config)
     check_idempotent_creates(config)
     tables = [(e.source.schema_, e.source.table) for e in config.entities.values() if e.source]
     if tables:

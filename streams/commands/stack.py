@@ -12,9 +12,12 @@ from faust.cli import argument, option
 from cdcsync.connect.register import connector_files
 from cdcsync.schemas.config import Config
 from cdcsync.stack import local as stack
+from cdcsync.stack.kafka import ensure_topics
+from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.commands.support import failing_cleanly
 from cdcsync.streams.topics import topic_specs
 
-__all__ = ["SCHEMA_SQL", "register", "stack_up"]
+__all__ = ["SCHEMA_SQL", "broker_settings", "register", "stack_up"]
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "demo" / "schema.sql"
 
@@ -27,6 +30,13 @@ def stack_up(config: Config, *, progress: Any = print) -> None:
         connector_files=connector_files(),
         progress=progress,
     )
+
+
+def broker_settings(config: Config) -> StackSettings:
+    """Stack settings pointing at the first broker of ``app.broker`` (``kafka://host:port;...``)."""
+    first = config.app.broker.split(";")[0].split(",")[0].split("://")[-1]
+    host, _, port = first.rpartition(":")
+    return StackSettings(host=host or first, kafka_port=int(port) if host else 9092)
 
 
 def register(app: faust.App, config: Config) -> None:
@@ -49,3 +59,10 @@ def register(app: faust.App, config: Config) -> None:
             stack.down(wipe=wipe, progress=self.say)
         else:
             self.say(stack.format_status(stack.status()))
+
+    @app.command()
+    async def topics(self: Any) -> None:
+        """Create every topic this configuration needs on app.broker, as `local up` does."""
+        with failing_cleanly("topics"):
+            created = ensure_topics(topic_specs(config), settings=broker_settings(config))
+        self.say(f"topics: created {', '.join(created)}" if created else "topics: all existed")
