@@ -37,6 +37,7 @@ from cdcsync.bench import workload as wl
 from cdcsync.bench.api_process import RefApiProcess
 from cdcsync.bench.cdcsync_run import OUTPUT_TOPICS, BenchWorker, write_config
 from cdcsync.bench.poll import POLL_TOPIC, bench_poll
+from cdcsync.bench.recovery import run_recovery
 from cdcsync.bench.report import render
 from cdcsync.stack.settings import StackSettings
 
@@ -66,6 +67,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-b-s", type=float, help="seconds baseline (b) runs (60, quick 15)")
     p.add_argument("--poll-records", type=int, default=10_000)
     p.add_argument("--recover-entities", type=int, help="synthetic table (100000, quick 20000)")
+    p.add_argument(
+        "--recovery",
+        type=int,
+        metavar="N",
+        help="only time restart recovery of N entities' state: memory, rocksdb cold and warm",
+    )
     p.add_argument("--api-port", type=int, default=8950)
     p.add_argument("--web-port", type=int, default=6080)
     p.add_argument(
@@ -188,6 +195,9 @@ def _measure(run: _Run, workload: wl.Workload, report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run every phase, print the table and save the report as JSON."""
     a = _args(argv)
+    if a.recovery:
+        run_recovery(a.recovery, web_port=a.web_port, keep=a.keep, out=a.out)
+        return 0
     stack = StackSettings()
     run_id = wl.new_run_id()
     run_dir = HERE / "results" / run_id
