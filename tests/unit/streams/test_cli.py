@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -50,11 +51,9 @@ def test_version_is_cdcsyncs() -> None:
 
 @pytest.mark.parametrize(("content", "command"), [(None, "demo"), ("app: [\n  not yaml", "replay")])
 def test_help_works_without_a_usable_configuration(
-    tmp_path: Path, content: str | None, command: str
+    config_text: Callable[[str | None], Path], content: str | None, command: str
 ) -> None:
-    path = tmp_path / "cdcsync.yaml"
-    if content is not None:
-        path.write_text(content)
+    path = config_text(content)
     top = cdcsync("--help", config=path)
     assert top.returncode == 0, top.stderr
     assert set(OURS) <= _listed(top.stdout)

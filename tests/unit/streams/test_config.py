@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,11 +98,9 @@ def test_a_url_in_the_file_is_refused(config_file: Path) -> None:
     ],
 )
 def test_errors_name_the_file_and_what_is_wrong(
-    tmp_path: Path, content: str | None, message: str
+    config_text: Callable[[str | None], Path], content: str | None, message: str
 ) -> None:
-    path = tmp_path / "cdcsync.yaml"
-    if content is not None:
-        path.write_text(content)
+    path = config_text(content)
     with pytest.raises(ConfigurationError) as caught:
         load_config(path)
     assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
