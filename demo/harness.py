@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,17 @@ def end_offsets(
             time.sleep(0.5)
 
 
-def start_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
+def start_group_at_end(
+    bootstrap: str, group_id: str, topics: Iterable[str], *, client: Mapping[str, Any] | None = None
+) -> None:
     """Commit a new consumer group's offsets at the topics' current end.
 
     A fresh group then starts with what comes next, yet a worker that crashes
     before its first commit resumes where the group stood, not at "latest".
+    ``client``: more kafka-python settings (``operators.kafka_clients.kafka_python_settings``).
     """
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, **(client or {})
     )
     try:
         parts = [
@@ -108,9 +111,11 @@ class WorkerProcess:
 class TopicWatcher:
     """Reads JSON events appended to some topics after the watcher was created."""
 
-    def __init__(self, bootstrap: str, topics: Iterable[str]) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Iterable[str], *, client: Mapping[str, Any] | None = None
+    ) -> None:
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(client or {})
         )
         parts = [
             TopicPartition(t, p)

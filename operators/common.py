@@ -17,6 +17,7 @@ from kafka.errors import KafkaError, NoBrokersAvailable
 from kafka.partitioner.default import murmur2
 
 from cdcsync.errors import CdcsyncError, ConfigurationError
+from cdcsync.operators.kafka_clients import kafka_python_settings
 from cdcsync.schemas.config import Config, EntityConfig
 
 __all__ = [
@@ -102,6 +103,7 @@ def consumer(config: Config) -> KafkaConsumer:
             group_id=None,
             enable_auto_commit=False,
             consumer_timeout_ms=1000,
+            **kafka_python_settings(config.app.security),
         )
     except NoBrokersAvailable as exc:
         raise _unreachable(config, exc) from exc
@@ -110,7 +112,11 @@ def consumer(config: Config) -> KafkaConsumer:
 def producer(config: Config) -> KafkaProducer:
     """A producer that waits for every replica, as the worker's does (``acks=-1``)."""
     try:
-        return KafkaProducer(bootstrap_servers=bootstrap_servers(config), acks="all")
+        return KafkaProducer(
+            bootstrap_servers=bootstrap_servers(config),
+            acks="all",
+            **kafka_python_settings(config.app.security),
+        )
     except NoBrokersAvailable as exc:
         raise _unreachable(config, exc) from exc
 

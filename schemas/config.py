@@ -33,6 +33,7 @@ from cdcsync.schemas.integrations import (
     TargetConfig,
     interpolate,
 )
+from cdcsync.schemas.kafka import KafkaSecurity
 from cdcsync.schemas.web import WebConfig
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "FinalizeConfig",
     "Guards",
     "IntegrationConfig",
+    "KafkaSecurity",
     "Policies",
     "PollConfig",
     "ResolvedTarget",
@@ -68,6 +70,8 @@ class AppConfig(_Model):
 
     id: str = "cdcsync"
     broker: str = "kafka://127.0.0.1:9092"
+    #: How every Kafka client (worker, tools, bench) connects: TLS, SASL (default PLAINTEXT).
+    security: KafkaSecurity = KafkaSecurity()
     store: str = "memory://"
     web_port: int = 6066
     #: The HTTP endpoints: bind address (loopback by default), tokens, sessions.

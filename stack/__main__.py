@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no defaults (demo schema, cdcsync.contact, connect/*.json)",
     )
+    p_up.add_argument(
+        "--secure", action="store_true", help="add a SASL_SSL listener (CDCSYNC_SECURE_PORT)"
+    )
     p_down = sub.add_parser("down", help="stop what `up` started")
     p_down.add_argument("--wipe", action="store_true", help="also drop slots and delete all data")
     sub.add_parser("status", help="show each part of the stack")
@@ -60,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sql_files=args.sql if args.sql is not None else sql,
                 topics=args.topic if args.topic is not None else topics,
                 connector_files=args.connector if args.connector is not None else connectors,
+                secure=args.secure,
             )
             print(format_status(status()))
         elif args.command == "down":

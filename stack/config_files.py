@@ -11,12 +11,14 @@ __all__ = [
     "CONNECT_GROUP",
     "CONNECT_TOPICS",
     "ENV_CONFIG_PROVIDER",
+    "LOCAL_STORE_PASSWORD",
     "TASK_SHUTDOWN_GRACEFUL_TIMEOUT_MS",
     "broker_properties",
     "log4j_properties",
     "pg_conf",
     "pg_hba",
     "render_properties",
+    "secure_listener_properties",
     "worker_properties",
 ]
 
@@ -97,7 +99,42 @@ def broker_properties(settings: StackSettings) -> dict[str, object]:
         "log.segment.bytes": 64 * 1024 * 1024,
         "num.network.threads": 2,
         "num.io.threads": 4,
+        **(secure_listener_properties(settings) if settings.secure else {}),
     }
+
+
+#: Password of the local stack's keystores: they hold a development CA and certificate only.
+LOCAL_STORE_PASSWORD = "cdcsync-local"
+_SCRAM = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
+def secure_listener_properties(settings: StackSettings) -> dict[str, object]:
+    """The SASL_SSL listener of `up --secure`: SCRAM-SHA-512/256 and PLAIN, TLS from keytool."""
+    host, plain = settings.host, f"PLAINTEXT://{settings.host}:{settings.kafka_port}"
+    secure = f"SASL_SSL://{host}:{settings.secure_port}"
+    prefix = "listener.name.sasl_ssl."
+    user, password = settings.secure_user, settings.secure_password.get_secret_value()
+    props: dict[str, object] = {
+        "listeners": f"{plain},CONTROLLER://{host}:{settings.controller_port},{secure}",
+        "advertised.listeners": f"{plain},{secure}",
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+        ),
+        f"{prefix}sasl.enabled.mechanisms": ",".join((*_SCRAM, "PLAIN")),
+        f"{prefix}plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{user}="{password}";'
+        ),
+        f"{prefix}ssl.keystore.type": "PKCS12",
+        f"{prefix}ssl.keystore.location": settings.secure_dir / "broker.p12",
+        f"{prefix}ssl.keystore.password": LOCAL_STORE_PASSWORD,
+        f"{prefix}ssl.key.password": LOCAL_STORE_PASSWORD,
+    }
+    for mechanism in _SCRAM:
+        props[f"{prefix}{mechanism.lower()}.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        )
+    return props
 
 
 def worker_properties(

@@ -215,6 +215,7 @@ def launch(settings: StackSettings, libs: Path, progress: Progress = print) -> i
     for port, var in (
         (settings.kafka_port, "CDCSYNC_KAFKA_PORT"),
         (settings.controller_port, "CDCSYNC_CONTROLLER_PORT"),
+        *([(settings.secure_port, "CDCSYNC_SECURE_PORT")] if settings.secure else []),
     ):
         check_port_free(settings.host, port, what="kafka", env_var=var)
     props = _write_config(settings)

@@ -26,6 +26,7 @@ from cdcsync.connect.register import (
 )
 from cdcsync.errors import CdcsyncError, StackError
 from cdcsync.stack import connect_worker, kafka, maven, postgres
+from cdcsync.stack import secure as tls
 from cdcsync.stack.kafka import TopicSpec
 from cdcsync.stack.processes import Progress, wait_until
 from cdcsync.stack.settings import DEBEZIUM_VERSION, KAFKA_VERSION, StackSettings
@@ -161,15 +162,21 @@ def up(
     connector_files: Iterable[str | os.PathLike[str]] = (),
     settings: StackSettings | None = None,
     progress: Progress = print,
+    secure: bool = False,
 ) -> list[PartStatus]:
     """Start what is not running, reuse what is, then apply SQL, create topics, register connectors.
 
     Idempotent: a second call with everything healthy only checks and returns. Each step is
     reported through `progress` with the elapsed time; failures raise StackError or ConnectError
-    naming the log to read (all logs are in <home>/logs/).
+    naming the log to read (all logs are in <home>/logs/). ``secure`` (or CDCSYNC_SECURE) adds
+    the broker's SASL_SSL listener (see :mod:`cdcsync.stack.secure`).
     """
     settings = settings or StackSettings()
+    if secure and not settings.secure:
+        settings = settings.model_copy(update={"secure": True})
     step = _Steps(progress)
+    if settings.secure:
+        tls.ensure_certificates(settings, step)
     sql_paths = [Path(f) for f in sql_files]
     topic_specs = list(topics)
     connectors = [load(f) for f in connector_files]  # fail on a bad file before starting anything
@@ -181,6 +188,12 @@ def up(
         f"kafka: {'reusing' if kafka_reused else 'ready,'} pid {kafka_pid} "
         f"on {settings.bootstrap_servers}"
     )
+    if settings.secure:
+        tls.ensure_users(settings, step)
+        step(
+            f"kafka: SASL_SSL listener on {settings.secure_bootstrap_servers}, user "
+            f"{settings.secure_user}, CA {settings.secure_dir / 'ca.pem'}"
+        )
     created = kafka.ensure_topics(topic_specs, settings=settings)
     if topic_specs:
         step(f"kafka: topics ok ({'created ' + ', '.join(created) if created else 'all existed'})")

@@ -57,6 +57,12 @@ class StackSettings(BaseSettings):
     kafka_port: int = 9092
     controller_port: int = 9093
     connect_port: int = 8083
+    #: `up --secure` (or CDCSYNC_SECURE=1): a SASL_SSL listener beside the PLAINTEXT one.
+    secure: bool = False
+    secure_port: int = 9094
+    #: The SASL user `up --secure` creates (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN).
+    secure_user: str = "cdcsync"
+    secure_password: SecretStr = SecretStr("cdcsync-secret")
     partitions: int = Field(4, ge=1)
     java_home: Path | None = Field(None, description="JDK 17+; JAVA_HOME or PATH if unset")
     start_timeout: float = Field(120.0, gt=0, description="seconds a part may take to start")
@@ -83,6 +89,16 @@ class StackSettings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """Kafka bootstrap address for clients (kafka-python, aiokafka, Faust)."""
         return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def secure_bootstrap_servers(self) -> str:
+        """Address of the SASL_SSL listener `up --secure` adds."""
+        return f"{self.host}:{self.secure_port}"
+
+    @property
+    def secure_dir(self) -> Path:
+        """Certificates and the SASL password file `up --secure` makes (ca.pem for clients)."""
+        return self.kafka_dir / "secure"
 
     @property
     def connect_url(self) -> str:

@@ -14,6 +14,7 @@ from cdcsync.streams import cli, commands, consumer
 from cdcsync.streams.audit import TopicAuditor
 from cdcsync.streams.config import default_config_path, load_config
 from cdcsync.streams.guard import WebGuard
+from cdcsync.streams.kafka_auth import broker_credentials, check_credentials
 from cdcsync.streams.preflight import preflight
 from cdcsync.streams.sync_app import SyncApp
 from cdcsync.streams.tables import declare_links, declare_refs, declare_tables
@@ -34,6 +35,7 @@ def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
         config,
         config_path=config_path,
         broker=config.app.broker,
+        broker_credentials=broker_credentials(config.app.security),
         store=config.app.store,
         topic_partitions=config.topics.partitions,
         autodiscover=DISCOVERED_COMMANDS,
@@ -68,6 +70,8 @@ def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
 def _worker_app(path: Path) -> SyncApp:
     """The app of the file at ``path``; for ``worker``, checked before any event is read."""
     config = load_config(path)
+    if sys.argv[1:2] != ["local"]:  # `local up` may be what starts the broker
+        check_credentials(config)  # a wrong password stops here, not in endless retries
     app = create_app(config, config_path=path)
     if sys.argv[1:2] == ["worker"]:
         preflight(config, path, {name: sync.mapper for name, sync in app.syncs.items()})

@@ -3,7 +3,8 @@
 Which file: ``$CDCSYNC_CONFIG``, else ``./cdcsync.yaml``, else the demo's.
 The database URL is resolved here, once: the variable the file names
 (``database.url_env``), else the local stack's database; ``config.database.url()``
-returns it. ``cdcsync.schemas.config`` holds the shapes and reads nothing.
+returns it. So is the Kafka password (``app.security.password``, from an env variable
+or a file). ``cdcsync.schemas.config`` holds the shapes and reads nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ from pydantic import ValidationError
 
 from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import Config
+from cdcsync.sinks.secrets import resolve_secrets
 from cdcsync.stack.settings import StackSettings
 
-__all__ = ["CONFIG_ENV", "database_url", "default_config_path", "load_config", "read_config"]
+__all__ = [
+    "CONFIG_ENV",
+    "database_url",
+    "default_config_path",
+    "load_config",
+    "read_config",
+    "with_kafka_password",
+]
 
 #: Environment variable naming the configuration file.
 CONFIG_ENV = "CDCSYNC_CONFIG"
@@ -70,4 +79,16 @@ def load_config(path: Path | str | None = None) -> Config:
     database URL from the environment, and return the configuration.
     """
     config = read_config(Path(path) if path is not None else default_config_path())
-    return config.with_database_url(database_url(config))
+    return with_kafka_password(config.with_database_url(database_url(config)))
+
+
+def with_kafka_password(config: Config) -> Config:
+    """The configuration with ``app.security.password`` read from its env variable or file."""
+    security = config.app.security
+    if security.password is None:
+        return config
+    secret = resolve_secrets({"password": security.password}, where="app.security")["password"]
+    app = config.app.model_copy(
+        update={"security": security.with_password(secret.get_secret_value())}
+    )
+    return config.model_copy(update={"app": app})

@@ -22,13 +22,14 @@ __all__ = ["SCHEMA_SQL", "broker_settings", "register", "stack_up"]
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "demo" / "schema.sql"
 
 
-def stack_up(config: Config, *, progress: Any = print) -> None:
+def stack_up(config: Config, *, progress: Any = print, secure: bool = False) -> None:
     """Start (or reuse) the local stack with this configuration's topics and connectors."""
     stack.up(
         sql_files=[SCHEMA_SQL],
         topics=topic_specs(config),
         connector_files=connector_files(),
         progress=progress,
+        secure=secure,
     )
 
 
@@ -50,11 +51,17 @@ def register(app: faust.App, config: Config) -> None:
             default=False,
             help="with down: also delete data, the replication slot and Connect offsets",
         ),
+        option(
+            "--secure",
+            is_flag=True,
+            default=False,
+            help="with up: add a SASL_SSL listener (SCRAM/PLAIN user, keytool certificates)",
+        ),
     )
-    async def local(self: Any, action: str, wipe: bool) -> None:
+    async def local(self: Any, action: str, wipe: bool, secure: bool) -> None:
         """Run the local stack: PostgreSQL, Kafka (KRaft), Kafka Connect with Debezium."""
         if action == "up":
-            stack_up(config, progress=self.say)
+            stack_up(config, progress=self.say, secure=secure)
         elif action == "down":
             stack.down(wipe=wipe, progress=self.say)
         else:
