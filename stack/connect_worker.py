@@ -23,6 +23,7 @@ from cdcsync.stack.processes import (
     tail,
     wait_until,
 )
+from cdcsync.stack.secure import worker_security_properties
 from cdcsync.stack.settings import StackSettings
 
 __all__ = [
@@ -76,9 +77,10 @@ def _render(settings: StackSettings, plugin_path: Path, mode: str) -> str:
         "Written by cdcsync.stack on every start; connector configs live in connect/.\n"
         f"environment fingerprint {hashlib.sha256(env).hexdigest()[:16]}"
     )
-    return render_properties(
-        worker_properties(settings, plugin_path=plugin_path, discovery=mode), header=header
-    )
+    props = worker_properties(settings, plugin_path=plugin_path, discovery=mode)
+    if settings.secure:
+        props.update(worker_security_properties(settings))
+    return render_properties(props, header=header)
 
 
 def config_current(settings: StackSettings, plugin_path: Path) -> bool:

@@ -20,13 +20,25 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from cdcsync.connect.security import connect_client_properties
 from cdcsync.errors import StackError
+from cdcsync.schemas.kafka import KafkaSecurity
 from cdcsync.stack.config_files import LOCAL_STORE_PASSWORD
 from cdcsync.stack.kafka import java
 from cdcsync.stack.processes import Progress
 from cdcsync.stack.settings import StackSettings
 
-__all__ = ["client_security", "ensure_certificates", "ensure_users", "secure_admin_ok"]
+__all__ = [
+    "PASSWORD_ENV",
+    "client_security",
+    "ensure_certificates",
+    "ensure_users",
+    "secure_admin_ok",
+    "worker_security_properties",
+]
+
+#: The Connect worker's environment variable holding the SASL password (never in its file).
+PASSWORD_ENV = "CDCSYNC_SECURE_PASSWORD"
 
 _VALIDITY_DAYS = "3650"
 
@@ -116,6 +128,17 @@ def client_security(settings: StackSettings, mechanism: str = "SCRAM-SHA-512") -
         "username": settings.secure_user,
         "password": {"file": str(settings.secure_dir / "client.password")},
         "ca_file": str(settings.secure_dir / "ca.pem"),
+    }
+
+
+def worker_security_properties(settings: StackSettings) -> dict[str, object]:
+    """The Connect worker on the SASL_SSL listener: Debezium writes through it too."""
+    security = KafkaSecurity.model_validate(
+        {**client_security(settings), "password": {"env": PASSWORD_ENV}}
+    )
+    return {
+        "bootstrap.servers": settings.secure_bootstrap_servers,
+        **connect_client_properties(security),
     }
 
 

@@ -158,4 +158,9 @@ class StackSettings(BaseSettings):
             "CDCSYNC_PG_USER": self.pg_user,
             "CDCSYNC_PG_PASSWORD": self.pg_password.get_secret_value(),
             "CDCSYNC_PARTITIONS": str(self.partitions),
+            **(
+                {"CDCSYNC_SECURE_PASSWORD": self.secure_password.get_secret_value()}
+                if self.secure
+                else {}
+            ),
         }

@@ -3,8 +3,9 @@
 `local up --secure` changes the broker's config, so running it on the shared stack
 would restart that broker under the other tests. This module brings up its own
 stack (home and ports apart, jars shared) with the secure listener, runs the
-worker and operator tools over SASL_SSL while Debezium writes through the
-PLAINTEXT listener, and stops it at the end (its data stays for the next run).
+worker, the operator tools and Debezium's Connect worker over SASL_SSL (the
+PLAINTEXT listener serves only the stack's own set-up), and stops it at the end
+(its data stays for the next run).
 """
 
 from __future__ import annotations
@@ -163,6 +164,12 @@ def test_demo_flow_over_sasl_ssl(
         headers={"Authorization": f"Bearer {TOKEN}"},
     ).raise_for_status()
     assert api.json()["email"] == f"sec.{tag}@example.org"
+
+    # Debezium wrote it through SASL_SSL too: the Connect worker knows no other listener.
+    worker_props = (running.connect_dir / "worker.properties").read_text()
+    assert f"bootstrap.servers={running.secure_bootstrap_servers}\n" in worker_props
+    assert "producer.security.protocol=SASL_SSL\n" in worker_props
+    assert running.secure_password.get_secret_value() not in worker_props
 
     # The operator tools (kafka-python) over the same listener: read state, publish a trigger.
     status = cli(env, config_path, "status", "contact", entity_id, "--as-json")

@@ -12,6 +12,7 @@ from cdcsync.errors import ConfigurationError
 from cdcsync.schemas.config import Config
 from cdcsync.schemas.kafka import KafkaSecurity
 from cdcsync.stack.config_files import broker_properties
+from cdcsync.stack.secure import worker_security_properties
 from cdcsync.stack.settings import StackSettings
 
 SCRAM = {
@@ -103,3 +104,12 @@ def test_broker_with_secure_adds_a_sasl_ssl_listener(tmp_path: Path) -> None:
     assert props["listener.name.sasl_ssl.ssl.keystore.location"] == (
         tmp_path / "kafka" / "secure" / "broker.p12"
     )
+
+
+def test_connect_worker_of_a_secure_stack_uses_the_sasl_ssl_listener(tmp_path: Path) -> None:
+    settings = StackSettings(home=tmp_path, secure=True, secure_port=9194)
+    props = worker_security_properties(settings)
+    assert props["bootstrap.servers"] == "127.0.0.1:9194"
+    assert "${env:CDCSYNC_SECURE_PASSWORD}" in str(props["admin.sasl.jaas.config"])
+    assert settings.connector_env()["CDCSYNC_SECURE_PASSWORD"] == "cdcsync-secret"
+    assert "CDCSYNC_SECURE_PASSWORD" not in StackSettings(home=tmp_path).connector_env()
