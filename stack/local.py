@@ -155,6 +155,15 @@ def _start_processes(
     return pg_pid, kafka_pid, kafka_reused
 
 
+def _secure_listener(settings: StackSettings, step: _Steps) -> None:
+    """The SASL_SSL listener's users exist (``--secure``); say where it listens."""
+    tls.ensure_users(settings, step)
+    step(
+        f"kafka: SASL_SSL listener on {settings.secure_bootstrap_servers}, user "
+        f"{settings.secure_user}, CA {settings.secure_dir / 'ca.pem'}"
+    )
+
+
 def up(
     *,
     sql_files: Iterable[str | os.PathLike[str]] = (),
@@ -189,11 +198,7 @@ def up(
         f"on {settings.bootstrap_servers}"
     )
     if settings.secure:
-        tls.ensure_users(settings, step)
-        step(
-            f"kafka: SASL_SSL listener on {settings.secure_bootstrap_servers}, user "
-            f"{settings.secure_user}, CA {settings.secure_dir / 'ca.pem'}"
-        )
+        _secure_listener(settings, step)
     created = kafka.ensure_topics(topic_specs, settings=settings)
     if topic_specs:
         step(f"kafka: topics ok ({'created ' + ', '.join(created) if created else 'all existed'})")

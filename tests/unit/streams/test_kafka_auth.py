@@ -8,6 +8,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -52,20 +53,19 @@ def test_loader_names_an_unset_variable() -> None:
         with_kafka_password(config)
 
 
+def _sasl_ssl(mechanism: str, **more: Any) -> KafkaSecurity:
+    """SASL_SSL as user svc with the test CA, its password read as "pw"."""
+    settings = {"security_protocol": "SASL_SSL", "sasl_mechanism": mechanism, "username": "svc",
+                "password": {"env": "X"}, "ca_file": str(CA), **more}  # fmt: skip
+    return KafkaSecurity.model_validate(settings).with_password("pw")
+
+
 def test_plaintext_gives_faust_no_credentials() -> None:
     assert broker_credentials(KafkaSecurity()) is None
 
 
 def test_sasl_ssl_reaches_aiokafka_as_configured() -> None:
-    security = KafkaSecurity.model_validate(
-        {
-            "security_protocol": "SASL_SSL",
-            "sasl_mechanism": "SCRAM-SHA-256",
-            "username": "svc",
-            "password": {"env": "X"},
-            "ca_file": str(CA),
-        }
-    ).with_password("pw")
+    security = _sasl_ssl("SCRAM-SHA-256")
     auth = credentials_to_aiokafka_auth(broker_credentials(security))
     assert auth["security_protocol"] == "SASL_SSL"
     assert auth["sasl_mechanism"] == "SCRAM-SHA-256"
@@ -93,16 +93,7 @@ def test_a_missing_tls_file_is_a_configuration_error() -> None:
 
 
 def test_kafka_python_gets_a_tls_context_and_the_sasl_user() -> None:
-    security = KafkaSecurity.model_validate(
-        {
-            "security_protocol": "SASL_SSL",
-            "sasl_mechanism": "PLAIN",
-            "username": "svc",
-            "password": {"env": "X"},
-            "ca_file": str(CA),
-            "check_hostname": False,
-        }
-    ).with_password("pw")
+    security = _sasl_ssl("PLAIN", check_hostname=False)
     kwargs = kafka_python_settings(security)
     assert kwargs["sasl_plain_username"] == "svc" and kwargs["sasl_plain_password"] == "pw"
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
