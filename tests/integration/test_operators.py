@@ -421,7 +421,7 @@ def test_webhooks_publish_when_signed_and_reject_everything_else(
         "replayed": (good, 401),
         "bad signature": ({**webhook_headers(body), "webhook-signature": "v1,AAAA"}, 401),
         "expired": (webhook_headers(body, ts=int(time.time()) - 600), 401),
-        "unsigned": ({"content-type": "application/json"}, 400),
+        "unsigned": ({"content-type": "application/json"}, 401),  # no credential at all
         "other body": (webhook_headers(b'{"id": 1}'), 401),
     }
     for name, (headers, status) in rejected.items():
