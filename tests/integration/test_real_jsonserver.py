@@ -44,10 +44,13 @@ def convergence(
     with Example(FOLDER, config_path=path, say=print) as ex:
         ex.prepare()
         api = apis.json_server(ex.settings, port=API_PORT, fresh=True, progress=print)
-        ex.start_worker(log_path=ex.settings.logs_dir / "worker-it-jsonserver.log")
-        side = JsonServer(api.url)
-        yield Convergence(ex, side, table="js_contact", mapping=MAPPING)
-        side.close()
+        try:
+            ex.start_worker(log_path=ex.settings.logs_dir / "worker-it-jsonserver.log")
+            side = JsonServer(api.url)
+            yield Convergence(ex, side, table="js_contact", mapping=MAPPING)
+            side.close()
+        finally:
+            apis.stop("json-server", API_PORT, ex.settings)  # a server of this test's own
 
 
 @pytest.mark.parametrize("seed", SEEDS)
