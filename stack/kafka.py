@@ -44,6 +44,7 @@ __all__ = [
     "pidfile",
     "plan_topics",
     "stop",
+    "topic_configs",
     "wait_healthy",
 ]
 
@@ -277,10 +278,26 @@ def existing_topics(admin: KafkaAdminClient) -> dict[str, int]:
     }
 
 
+def topic_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
+    """A topic's configs at ``replication_factor``: its own, plus min.insync.replicas."""
+    configs = dict(spec.configs)
+    if replication_factor > 1:
+        configs.setdefault("min.insync.replicas", str(min(replication_factor - 1, 2)))
+    return configs
+
+
 def ensure_topics(
-    specs: Iterable[TopicSpec], *, settings: StackSettings | None = None
+    specs: Iterable[TopicSpec],
+    *,
+    settings: StackSettings | None = None,
+    replication_factor: int = 1,
 ) -> list[str]:
-    """Create the missing topics, leave existing ones; StackError on a partition-count mismatch."""
+    """Create the missing topics, leave existing ones; StackError on a partition-count mismatch.
+
+    ``replication_factor`` above 1 also sets ``min.insync.replicas`` to one less (2 for the
+    usual 3), so an acknowledged write (the worker produces with acks=all) survives a lost
+    broker.
+    """
     settings = settings or StackSettings()
     specs = list(specs)
     if not specs:
@@ -295,7 +312,11 @@ def ensure_topics(
         missing = plan_topics(specs, existing_topics(admin))
         if not missing:
             return []
-        new = [NewTopic(s.name, s.partitions, 1, topic_configs=s.configs) for s in missing]
+        new = [
+            NewTopic(s.name, s.partitions, replication_factor,
+                     topic_configs=topic_configs(s, replication_factor))
+            for s in missing
+        ]  # fmt: skip
         response = admin.create_topics(new, timeout_ms=30000)
         for topic, code, *rest in response.topic_errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):

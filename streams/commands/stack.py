@@ -67,9 +67,20 @@ def register(app: faust.App, config: Config) -> None:
         else:
             self.say(stack.format_status(stack.status()))
 
-    @app.command()
-    async def topics(self: Any) -> None:
+    @app.command(
+        option(
+            "--replication-factor",
+            type=click.IntRange(1, 16),
+            default=1,
+            help="copies of each topic (production: 3, which also sets min.insync.replicas 2)",
+        ),
+    )
+    async def topics(self: Any, replication_factor: int) -> None:
         """Create every topic this configuration needs on app.broker, as `local up` does."""
         with failing_cleanly("topics"):
-            created = ensure_topics(topic_specs(config), settings=broker_settings(config))
+            created = ensure_topics(
+                topic_specs(config),
+                settings=broker_settings(config),
+                replication_factor=replication_factor,
+            )
         self.say(f"topics: created {', '.join(created)}" if created else "topics: all existed")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cdcsync.errors import StackError
-from cdcsync.stack.kafka import TopicSpec, cluster_id, plan_topics
+from cdcsync.stack.kafka import TopicSpec, cluster_id, plan_topics, topic_configs
 from cdcsync.stack.settings import StackSettings
 
 
@@ -49,3 +49,11 @@ def test_cluster_id_is_generated_once_in_kafka_uuid_form(tmp_path: Path) -> None
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", first)
     assert cluster_id(settings) == first
     assert (settings.kafka_dir / "cluster.id").read_text().strip() == first
+
+
+def test_replicated_topics_require_in_sync_replicas() -> None:
+    log = TopicSpec("t-changelog", 4, compacted=True)
+    assert topic_configs(log, 1) == log.configs  # the local stack: one broker, one copy
+    assert topic_configs(log, 3) == {**log.configs, "min.insync.replicas": "2"}
+    assert topic_configs(TopicSpec("t", 4), 2)["min.insync.replicas"] == "1"
+    assert topic_configs(TopicSpec("t", 4), 5)["min.insync.replicas"] == "2"
