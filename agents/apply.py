@@ -88,22 +88,33 @@ class Applier:
         if found is not None:
             if _same(found, payload):
                 return self._pushed(
-                    "update",
-                    "adopted existing object (natural key); already equal",
-                    found,
-                    d.payload_hash,
+                    "update", "adopted existing object (natural key); already equal", found, payload
                 )
             record = await self.sink.update(found.id, payload)
             return self._pushed(
-                "update", "adopted existing object (natural key); updated", record, d.payload_hash
+                "update", "adopted existing object (natural key); updated", record, payload
             )
         record = await self.sink.create(payload)
-        return self._pushed("create", reason or d.reason, record, d.payload_hash)
+        return self._pushed("create", reason or d.reason, record, payload)
 
     def _pushed(
-        self, action: OutcomeAction, reason: str, record: ExternalRecord, digest: str | None
+        self, action: OutcomeAction, reason: str, record: ExternalRecord, payload: Mapping[str, Any]
     ) -> Outcome:
-        return Outcome(action, reason, record.id, record, self.version_of(record), digest)
+        """What a write of ``payload`` that the API answered with ``record`` leaves behind."""
+        return Outcome(action, reason, record.id, record, self._written_version(record, payload),
+                       payload_hash(payload))  # fmt: skip
+
+    def _written_version(self, record: ExternalRecord, payload: Mapping[str, Any]) -> str | None:
+        """The version our write left: never one the answer shows after a concurrent edit.
+
+        An answer can show an edit made right after ours (the API read the object back
+        late); taking its version for ours would make the poll skip that edit as our echo.
+        A fields hash is taken of what we wrote; a ``rowId`` only from an answer holding
+        what we wrote, else it is unknown and the next poll settles it.
+        """
+        if self.config.poll.version != "row_id":
+            return payload_hash({f: payload.get(f) for f in sorted(self.mapper.fields)})
+        return record.row_id if _same(record, payload) else None
 
     async def _update(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None) -> Outcome:
         assert d.external_id is not None
@@ -118,7 +129,7 @@ class Applier:
             if exc.status_code != 404:
                 raise
             return await self._create(d, reason="external object was gone; re-created")
-        return self._pushed("update", d.reason, record, d.payload_hash)
+        return self._pushed("update", d.reason, record, payload)
 
     async def _resolve(self, d: Decision, entity_id: str, row: Mapping[str, Any] | None) -> Outcome:
         """Both sides changed: the push met a newer external version. Apply the policy."""
@@ -130,12 +141,12 @@ class Applier:
         if _same(current, d.payload or {}):
             # Our own write, landed before a crash kept its state: adopt it, no conflict.
             why = "the external object already holds this payload (our write); version adopted"
-            return self._pushed("update", why, current, d.payload_hash)
+            return self._pushed("update", why, current, d.payload or {})
         winner = conflict_winner(self.config.policies, row, current.fields)
         if winner == "source":
             record = await self.sink.update(d.external_id, d.payload or {})
             pushed = self._pushed(
-                "update", f"conflict ({policy}): source wins", record, d.payload_hash
+                "update", f"conflict ({policy}): source wins", record, d.payload or {}
             )
             return replace(pushed, superseded=self.version_of(current))
         if winner == "target":
@@ -174,7 +185,9 @@ class Applier:
                 digest,
             )
         updated = await self.sink.update(d.external_id, payload)
-        return self._pushed("update", "re-check: external copy differed; repaired", updated, digest)
+        return self._pushed(
+            "update", "re-check: external copy differed; repaired", updated, payload
+        )
 
     async def _delete(self, d: Decision) -> Outcome:
         external_id = d.external_id
@@ -301,9 +314,7 @@ class Applier:
                 conflict={"source": payload, "target": d.fields, "target_version": d.version},
             )
         record = await self.sink.update(d.external_id, payload)
-        pushed = self._pushed(
-            "update", f"{why} ({p.conflict}): source wins", record, payload_hash(payload)
-        )
+        pushed = self._pushed("update", f"{why} ({p.conflict}): source wins", record, payload)
         return replace(pushed, superseded=d.version)
 
     async def resolve(self, entity_id: str, external_id: str, take: str) -> Outcome:
@@ -318,9 +329,7 @@ class Applier:
             return Outcome("skip", "resolve: the source row is gone", external_id)
         payload = self.mapper.to_external(current)
         record = await self.sink.update(external_id, payload)
-        return self._pushed(
-            "update", "conflict resolved: source taken", record, payload_hash(payload)
-        )
+        return self._pushed("update", "conflict resolved: source taken", record, payload)
 
     async def _park(self, d: Decision, entity_id: str) -> Outcome:
         current_row = await self._fetch(entity_id) if self.writer else None
