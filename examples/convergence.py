@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +54,9 @@ class ExternalSide(Protocol):
 
     def write_count(self) -> int | None:
         """The writes the server itself has recorded so far; ``None`` if it keeps no count."""
+
+    def close(self) -> None:
+        """Close the client of the server's API."""
 
 
 @dataclass
@@ -334,3 +337,30 @@ def _moves(event: Mapping[str, Any]) -> bool:
     if event.get("kind") == "audit":
         return event.get("method") in WRITES
     return event.get("kind") == "dead_letter" or event.get("action") not in (None, "skip")
+
+
+def run_seeds(
+    ex: Example,
+    side: ExternalSide,
+    *,
+    table: str,
+    mapping: Mapping[str, str],
+    entity: str,
+    seeds: Sequence[int],
+    steps: int,
+    say: Say = print,
+) -> list[SeedReport]:
+    """Run ``seeds`` against an example whose worker runs (an example's last step); each
+    seed's report. ``side`` is closed afterwards."""
+    try:
+        conv = Convergence(ex, side, table=table, mapping=mapping, entity=entity, say=say)
+        say(f"4/4 {len(seeds)} seed(s) of {steps} random steps on both sides")
+        return [conv.run_seed(seed, steps) for seed in seeds]
+    finally:
+        side.close()
+
+
+def exit_unless_converged(reports: Sequence[SeedReport]) -> None:
+    """End ``python -m cdcsync.examples.<server>`` with an error if a seed did not converge."""
+    if any(report.problems() for report in reports):
+        raise SystemExit("did not converge cleanly; see the figures above and the worker log")

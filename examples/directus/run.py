@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from cdcsync.examples.convergence import Convergence, SeedReport
+from cdcsync.examples.convergence import SeedReport, exit_unless_converged, run_seeds
 from cdcsync.examples.runner import Example, Say
 from cdcsync.stack import apis
 
@@ -124,16 +124,16 @@ def run(
         say("3/4 worker")
         ex.start_worker(env={TOKEN_ENV: api.token})
         side = Directus(api)
-        try:
-            conv = Convergence(
-                ex, side, table="dx_contact", mapping=MAPPING, entity=ENTITY, say=say
-            )
-            say(f"4/4 {len(seeds)} seed(s) of {steps} random steps on both sides")
-            reports = []
-            for seed in seeds:
-                reports.append(conv.run_seed(seed, steps))
-        finally:
-            side.close()
+        reports = run_seeds(
+            ex,
+            side,
+            table="dx_contact",
+            mapping=MAPPING,
+            entity=ENTITY,
+            seeds=seeds,
+            steps=steps,
+            say=say,
+        )
         say("done; the worker stopped, Directus and the stack keep running")
     return reports
 
@@ -141,6 +141,4 @@ def run(
 def main() -> None:
     """``python -m cdcsync.examples.directus [SEED ...]``."""
     seeds = [int(s) for s in sys.argv[1:]] or [1]
-    reports = run(seeds=seeds)
-    if not all(r.converged and not r.duplicates and r.quiet_writes == 0 for r in reports):
-        raise SystemExit("did not converge cleanly; see the figures above and the worker log")
+    exit_unless_converged(run(seeds=seeds))
