@@ -34,6 +34,7 @@ from cdcsync.stack.settings import StackSettings
 __all__ = [
     "TopicSpec",
     "admin_client",
+    "answers_with_brokers",
     "cluster_id",
     "config_current",
     "ensure_topics",
@@ -251,6 +252,11 @@ def healthy(settings: StackSettings, *, timeout: float = 5.0) -> bool:
         admin = admin_client(settings, timeout=timeout)
     except KafkaError:
         return False
+    return answers_with_brokers(admin)
+
+
+def answers_with_brokers(admin: KafkaAdminClient) -> bool:
+    """True if the cluster behind ``admin`` names its brokers; closes ``admin``."""
     try:
         return bool(admin.describe_cluster().get("brokers"))
     except KafkaError:

@@ -24,7 +24,7 @@ from cdcsync.connect.security import connect_client_properties
 from cdcsync.errors import StackError
 from cdcsync.schemas.kafka import KafkaSecurity
 from cdcsync.stack.config_files import LOCAL_STORE_PASSWORD
-from cdcsync.stack.kafka import java
+from cdcsync.stack.kafka import answers_with_brokers, java
 from cdcsync.stack.processes import Progress
 from cdcsync.stack.settings import StackSettings
 
@@ -158,12 +158,7 @@ def secure_admin_ok(settings: StackSettings, mechanism: str, *, timeout: float =
         )
     except KafkaError:
         return False
-    try:
-        return bool(admin.describe_cluster().get("brokers"))
-    except KafkaError:
-        return False
-    finally:
-        admin.close()
+    return answers_with_brokers(admin)
 
 
 def ensure_users(settings: StackSettings, progress: Progress = print) -> None:
