@@ -3,12 +3,15 @@
 Tests and the demo use it to show what the sync does when a real API throttles
 (429 with ``Retry-After``), is down (5xx), is slow (latency), answers garbage
 (a 200 with a body that is not JSON) or breaks the connection (a load balancer
-dropping it, a body cut short, bytes that are not HTTP), without mocking the client.
+dropping it, a body cut short, bytes that are not HTTP), or serves a write and loses its
+answer, without mocking the client. A rule with a ``rate`` below 1 hits only that share of
+the matching requests (drawn from a seeded generator, so a run repeats), e.g. a 10% 5xx.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,8 +21,9 @@ __all__ = ["ConnectionFault", "FaultSpec", "FaultTable"]
 
 #: How a ``connection`` fault breaks the exchange: ``reset`` closes the connection
 #: without answering, ``truncate`` sends the headers and part of the body, ``garbage``
-#: answers bytes that are not HTTP.
-ConnectionFault = Literal["reset", "truncate", "garbage"]
+#: answers bytes that are not HTTP; ``lost_answer`` serves the request (a write lands) and
+#: then closes the connection without its answer.
+ConnectionFault = Literal["reset", "truncate", "garbage", "lost_answer"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +38,9 @@ class FaultSpec(BaseModel):
     served normally. ``body`` replaces the error body verbatim (served as
     ``application/json`` even when it is not, like a broken gateway).
     ``connection`` breaks the connection instead of answering (see
-    :data:`ConnectionFault`); the request is not served.
+    :data:`ConnectionFault`); the request is not served, except with ``lost_answer``.
+    ``rate`` below 1: each matching request is hit with that probability (one not hit
+    leaves the rule and its count as they were).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,6 +53,7 @@ class FaultSpec(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=600_000)
     body: str | None = None
     connection: ConnectionFault | None = None
+    rate: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("method")
     @classmethod
@@ -95,10 +102,15 @@ class _Active:
 
 @dataclass(slots=True)
 class FaultTable:
-    """The pending rules, consumed first-added first."""
+    """The pending rules, consumed first-added first; ``seed`` draws the partial ``rate``s."""
 
     _active: list[_Active] = field(default_factory=list)
     fired: int = 0
+    seed: int = 0
+    _draw: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._draw = random.Random(self.seed)
 
     def add(self, spec: FaultSpec) -> None:
         """Arm a rule after the ones already pending."""
@@ -119,6 +131,8 @@ class FaultTable:
             if not active.spec.matches(method, path):
                 continue
             if status_only and active.spec.status is None:
+                continue
+            if active.spec.rate < 1 and self._draw.random() >= active.spec.rate:
                 continue
             if active.remaining is not None:
                 active.remaining -= 1

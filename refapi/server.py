@@ -148,6 +148,9 @@ class RefApi:
         delay_ms = self.latency_ms + (fault.latency_ms if fault else 0)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
+        if fault is not None and fault.connection == "lost_answer":
+            await handler(request)  # the write lands; its answer never leaves
+            return await break_connection(request, "reset")
         if fault is not None and fault.connection is not None:
             return await break_connection(request, fault.connection)
         if fault is None or fault.status is None:

@@ -298,6 +298,29 @@ async def test_connection_fault_breaks_the_exchange_unserved(
     assert stats["faults"] == {"fired": 1, "pending": []} and stats["records"] == {"contacts": 1}
 
 
+async def test_lost_answer_serves_the_write_then_breaks_the_connection(
+    api: RefApi, client: httpx.AsyncClient
+) -> None:
+    await client.post("/_admin/faults", json={"connection": "lost_answer", "method": "POST"})
+    with pytest.raises(httpx.RemoteProtocolError):  # the client never sees its answer
+        await client.post(CONTACTS, json={"email": "a@x.io"})
+    assert api.store.counts() == {"contacts": 1}  # but the write landed
+    assert (await client.post(CONTACTS, json={"email": "b@x.io"})).status_code == 201
+
+
+async def test_a_rate_hits_that_share_of_requests_the_same_way_each_run(
+    client: httpx.AsyncClient,
+) -> None:
+    async def statuses() -> list[int]:
+        await client.post("/_admin/reset")
+        await client.post("/_admin/faults", json={"status": 503, "count": None, "rate": 0.1})
+        return [(await client.get(CONTACTS)).status_code for _ in range(400)]
+
+    first = await statuses()
+    assert 20 <= first.count(503) <= 60 and first.count(200) == 400 - first.count(503)
+    assert await statuses() == first  # seeded: a run repeats
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -308,6 +331,8 @@ async def test_connection_fault_breaks_the_exchange_unserved(
         {"x": 1},
         {"connection": "explode"},
         {"connection": "reset", "status": 503},
+        {"status": 503, "rate": 0},
+        {"status": 503, "rate": 1.5},
     ],
 )
 async def test_invalid_fault_is_400(client: httpx.AsyncClient, spec: dict[str, object]) -> None:
