@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -27,6 +27,7 @@ __all__ = [
     "DEAD_LETTERS",
     "EVENTS",
     "GUARDS",
+    "IN_FLIGHT",
     "PARKED",
     "REGISTRY",
     "RETRIES",
@@ -39,6 +40,7 @@ __all__ = [
     "observe_parked",
     "observe_result",
     "observe_retry",
+    "set_in_flight",
     "set_lag_source",
 ]
 
@@ -89,6 +91,12 @@ API_LATENCY = Histogram(
     "Duration of external API calls, by entity and HTTP method.",
     ["entity", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(
+    "cdcsync_records_in_flight",
+    "Records this worker took from the entity's topic and has not yet ended and acked.",
+    ["entity"],
     registry=REGISTRY,
 )
 SYNC_LATENCY = Histogram(
@@ -176,6 +184,11 @@ def observe_guard(entity: str, guard: str) -> None:
 def observe_api_call(entity: str, method: str, seconds: float) -> None:
     """Record the duration of one external API call."""
     API_LATENCY.labels(entity, method.upper()).observe(seconds)
+
+
+def set_in_flight(entity: str, count: int) -> None:
+    """Report how many records of ``entity`` are in flight in this worker."""
+    IN_FLIGHT.labels(entity).set(count)
 
 
 def exposition() -> bytes:

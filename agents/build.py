@@ -11,11 +11,10 @@ import faust
 
 from cdcsync.agents.associations import ChildKeys, ParentLink
 from cdcsync.agents.controls import send_due_retries
-from cdcsync.agents.deliveries import keep_unacked
 from cdcsync.agents.emit import Topics
+from cdcsync.agents.pipeline import KeyedPipeline
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync
-from cdcsync.errors import DeliveryError
 from cdcsync.mappers.loader import build_mapper
 from cdcsync.schemas.config import ChildConfig, Config, EntityConfig, interpolate, target_where
 from cdcsync.sinks.base import SourceWriter, counting
@@ -159,19 +158,23 @@ def _retry_timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
 
 
 def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any]:
-    """The Faust agent function of one entity."""
+    """The Faust agent function of one entity: records go to a key-ordered pipeline."""
 
-    # concurrency=1 keeps partition order; parallelism comes from process_batch.
+    # concurrency=1 keeps one lane per key; parallelism comes from the pipeline's lanes.
     async def agent(stream: faust.StreamT) -> None:
-        # take_events is on faust's Stream but missing from its StreamT protocol.
-        async for events in stream.take_events(  # type: ignore[attr-defined]
-            config.app.batch_size, within=config.app.batch_within_s
-        ):
-            try:
-                await sync.process_batch(events)
-            except DeliveryError:
-                keep_unacked(events)  # no commit past it: it comes again after a restart
-                raise
+        # noack is on faust's Stream but missing from its StreamT protocol.
+        records = stream.noack()  # type: ignore[attr-defined]  # the pipeline acks each
+        pipeline = KeyedPipeline(
+            sync.process_key,
+            records.ack,
+            entity=sync.entity,
+            max_in_flight=config.app.max_in_flight,
+        )
+        try:
+            async for event in records.events():
+                await pipeline.put(event)  # raises a lane's DeliveryError: nothing acked past it
+        finally:
+            pipeline.close()
 
     agent.__name__ = agent.__qualname__ = f"sync_{sync.entity}"
     return agent

@@ -1,12 +1,12 @@
-"""Delivery of what a batch produced, confirmed before the batch counts as done.
+"""Delivery of what a step produced, confirmed before its records count as done.
 
 ``topic.send`` hands a record to the producer and returns the future of its
-delivery. Faust's ``take_events`` acks a batch's records once the agent's loop
-body returns, and the consumer commits acked offsets; so results, dead letters
-and audit records must be delivered before :meth:`Deliveries.confirm` returns.
-Sends made while a batch runs (in any of its per-key tasks) are tracked through
-a context variable; a failed delivery is sent again, and if it still fails the
-batch raises :class:`~cdcsync.errors.DeliveryError`.
+delivery. The pipeline (``agents.pipeline``) acks a key's records once its step
+returns, and the consumer commits acked offsets; so results, dead letters and
+audit records must be delivered before :meth:`Deliveries.confirm` returns.
+Sends made while a step runs are tracked through a context variable; a failed
+delivery is sent again, and if it still fails the step raises
+:class:`~cdcsync.errors.DeliveryError` and its records are never acked.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cdcsync.errors import DeliveryError
 
-__all__ = ["Deliveries", "current", "keep_unacked", "send"]
+__all__ = ["Deliveries", "current", "send"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class _Sent:
 
 
 class Deliveries:
-    """The deliveries one batch is waiting for."""
+    """The deliveries one step (the records of one key) waits for."""
 
     def __init__(self, *, resends: int = RESENDS, pause_s: float = RESEND_PAUSE_S) -> None:
         self.resends = resends
@@ -73,7 +72,7 @@ class Deliveries:
                 error = exc
         raise DeliveryError(
             f"a record for {name} was not delivered after {self.resends} resends: {error!r}; "
-            "the batch is not acknowledged, so its offsets are not committed"
+            "the records that produced it are not acked, so their offsets are not committed"
         ) from error
 
 
@@ -83,26 +82,14 @@ async def await_delivery(future: Any) -> None:
         await future
 
 
-#: The deliveries of the batch in progress, if any (shared by its per-key tasks).
+#: The deliveries of the step in progress in this task, if any.
 current: contextvars.ContextVar[Deliveries | None] = contextvars.ContextVar(
     "cdcsync_deliveries", default=None
 )
 
 
 async def send(topic: Any, *, key: bytes | None, value: bytes) -> None:
-    """``topic.send``, its delivery tracked by the batch in progress (else not waited for)."""
+    """``topic.send``, its delivery tracked by the step in progress (else not waited for)."""
     future = await topic.send(key=key, value=value)
     if (batch := current.get()) is not None:
         batch.add(topic, key, value, future)
-
-
-def keep_unacked(events: Sequence[Any]) -> None:
-    """Keep a failed batch's records from being acked, so their offsets are not committed.
-
-    Faust's ``take_events`` acks the batch in a ``finally`` even when the agent raises
-    (the generator is closed), and the consumer commits every acked offset up to the
-    first gap. One more reference on each record's message leaves that ack short of
-    zero: the commit stops before the batch, which comes again after a restart.
-    """
-    for event in events:
-        event.message.incref()

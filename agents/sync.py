@@ -1,7 +1,8 @@
 """The sync agent: consume an entity topic, decide, apply, record state, emit one event.
 
-Read top to bottom, this module is the path of one record: a batch is grouped
-by key (:meth:`EntitySync.process_batch`), each record is parsed and checked
+Read top to bottom, this module is the path of one record: the pipeline
+(``agents.pipeline``) hands the records of one key to
+:meth:`EntitySync.process_key`, each record is parsed and checked
 against the state (:meth:`~EntitySync.handle`), decided (``agents.decide``),
 applied (``agents.apply``), and ends as one result or dead letter
 (``agents.emit``). Nothing raised here escapes to Faust, which would ack and
@@ -9,7 +10,7 @@ skip the record.
 
 Records of one key run strictly in order and different keys concurrently, so
 the partition stays the lock for each entity. Consecutive source updates of one
-entity in a batch coalesce: each but the last ends as a ``skip`` result, and
+entity queued together coalesce: each but the last ends as a ``skip`` result, and
 one write carries them. A transient failure parks the entity
 (``agents.parking``): its later records queue behind the failed one in its
 state, the other entities keep flowing, and a retry record sent through the
@@ -124,18 +125,23 @@ class EntitySync:
     # -- consuming ---------------------------------------------------------------------
 
     async def process_batch(self, events: Sequence[EventT]) -> None:
-        """Process one ``take_events`` batch: keys concurrently, each key in order; return
-        once everything it produced is delivered."""
+        """Process records of several keys: keys concurrently, each key in order (what the
+        pipeline's lanes do, in one call; tests and tools)."""
         groups: dict[bytes | None, list[EventT]] = {}
         for event in events:
             groups.setdefault(event.key, []).append(event)
+        await asyncio.gather(*(self.process_key(g) for g in groups.values()))
+
+    async def process_key(self, events: list[EventT]) -> None:
+        """The records of one key, in order, each ended; return once what they produced
+        is delivered (``DeliveryError`` if it was not: they must not be acked)."""
         batch = Deliveries()
-        token = deliveries.current.set(batch)  # the per-key tasks share it
+        token = deliveries.current.set(batch)
         try:
-            await asyncio.gather(*(self._process_group(g) for g in groups.values()))
+            await self._process_group(events)
         finally:
             deliveries.current.reset(token)
-        await batch.confirm()  # before take_events acks the batch: DeliveryError if lost
+        await batch.confirm()
 
     async def _process_group(self, events: list[EventT]) -> None:
         """The records of one key, in order; consecutive plain source updates coalesce."""
@@ -182,7 +188,7 @@ class EntitySync:
                 return
             for raw, change in carried:
                 if ending == "result":
-                    why = f"coalesced: superseded by offset {offset} of the same batch, which "
+                    why = f"coalesced: superseded by offset {offset}, queued with it, which "
                     state = self.state.load(entity_id)
                     external_id = state.external_id if state is not None else None
                     skip = Outcome("skip", why + "synced the newer row", external_id)

@@ -48,7 +48,7 @@ def write_config(
     web_port: int,
     partitions: int,
     connections: int,
-    batch_size: int,
+    max_in_flight: int,
     bulk_max: int,
     page_size: int = 100,
 ) -> Path:
@@ -63,7 +63,7 @@ def write_config(
             "broker": "kafka://127.0.0.1:9092",
             "web_port": web_port,
             "datadir": str(run_dir / "faust" / app_id),
-            "batch_size": batch_size,
+            "max_in_flight": max_in_flight,
         },
         "topics": {
             "results": RESULTS,

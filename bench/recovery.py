@@ -49,7 +49,7 @@ def _config(run_dir: Path, app_id: str, *, store: str, web_port: int, partitions
         web_port=web_port,
         partitions=partitions,
         connections=1,
-        batch_size=200,
+        max_in_flight=500,
         bulk_max=0,
     )
     data = yaml.safe_load(path.read_text())

@@ -63,7 +63,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default=20,
         help="HTTP connections per system (RestSettings.max_connections default: 20)",
     )
-    p.add_argument("--batch-size", type=int, default=200, help="cdcsync app.batch_size")
+    p.add_argument("--max-in-flight", type=int, default=500, help="cdcsync app.max_in_flight")
     p.add_argument("--baseline-b-s", type=float, help="seconds baseline (b) runs (60, quick 15)")
     p.add_argument("--poll-records", type=int, default=10_000)
     p.add_argument("--recover-entities", type=int, help="synthetic table (100000, quick 20000)")
@@ -114,7 +114,7 @@ class _Run:
         path = write_config(self.run_dir, f"cdcsync-bench-{self.run_id}-{kind}",
                             api_url=self.api.url, web_port=a.web_port,
                             partitions=self.stack.partitions, connections=a.connections,
-                            batch_size=a.batch_size, bulk_max=bulk_max)  # fmt: skip
+                            max_in_flight=a.max_in_flight, bulk_max=bulk_max)  # fmt: skip
         worker = BenchWorker(self.stack, path, self.run_dir, kind)
         self.workers.append(worker)
         return worker

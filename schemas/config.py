@@ -10,7 +10,8 @@ job, which resolves the database URL into the ``Config`` it returns.
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
@@ -60,6 +61,11 @@ __all__ = [
     "target_where",
 ]
 
+log = logging.getLogger(__name__)
+
+#: AppConfig keys of cdcsync 0.x, read as max_in_flight (see AppConfig._batch_keys).
+_OLD_BATCH_KEYS = {"batch_size", "batch_within_s"}
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -78,8 +84,9 @@ class AppConfig(_Model):
     web: WebConfig = WebConfig()
     #: Where Faust keeps local table state (the changelog topics are the source of truth).
     datadir: str = ".cdcsync/faust"
-    batch_size: int = Field(default=200, ge=1)
-    batch_within_s: float = Field(default=0.05, gt=0)
+    #: Records of one partition taken and not yet ended: the pipeline's bound. Different
+    #: keys run concurrently within it, each key in order (see agents/pipeline.py).
+    max_in_flight: int = Field(default=500, ge=1)
     #: How often each worker looks for parked entities whose retry is due.
     retry_tick_s: float = Field(default=0.5, gt=0)
     #: Where a new consumer group starts: the whole topic, or only what comes next.
@@ -87,6 +94,25 @@ class AppConfig(_Model):
     #: A crashed worker's partitions move to the others after this long.
     session_timeout_s: float = Field(default=10.0, gt=0)
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_keys(cls, data: Any) -> Any:
+        """Accept the batch settings of cdcsync 0.x: records are no longer taken in batches."""
+        if not isinstance(data, dict) or not _OLD_BATCH_KEYS & data.keys():
+            return data
+        data = dict(data)
+        size, data_within = data.pop("batch_size", None), data.pop("batch_within_s", None)
+        if size is not None:
+            data.setdefault("max_in_flight", size)
+        log.warning(
+            "app.batch_size and app.batch_within_s are deprecated: records are no longer "
+            "taken in batches; app.max_in_flight (%s) bounds the records in flight per "
+            "partition. Remove the old keys.%s",
+            data.get("max_in_flight", 500),
+            "" if data_within is None else " batch_within_s is ignored.",
+        )
+        return data
 
 
 class DatabaseConfig(_Model):
