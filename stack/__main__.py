@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     p_up.add_argument(
         "--secure", action="store_true", help="add a SASL_SSL listener (CDCSYNC_SECURE_PORT)"
     )
+    p_up.add_argument(
+        "--brokers",
+        type=int,
+        metavar="N",
+        help="a KRaft cluster of N brokers on loopback (CDCSYNC_BROKERS; ports +100 per node)",
+    )
     p_down = sub.add_parser("down", help="stop what `up` started")
     p_down.add_argument("--wipe", action="store_true", help="also drop slots and delete all data")
     sub.add_parser("status", help="show each part of the stack")
@@ -64,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 topics=args.topic if args.topic is not None else topics,
                 connector_files=args.connector if args.connector is not None else connectors,
                 secure=args.secure,
+                brokers=args.brokers,
             )
             print(format_status(status()))
         elif args.command == "down":

@@ -70,28 +70,34 @@ def render_properties(props: Mapping[str, object], *, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def broker_properties(settings: StackSettings) -> dict[str, object]:
-    """KRaft combined broker+controller, single node, listening on loopback only."""
+def broker_properties(settings: StackSettings, node: int = 1) -> dict[str, object]:
+    """KRaft combined broker+controller on loopback: the single node, or node ``node`` of a
+    cluster of ``settings.brokers`` voters (replication factor up to 3, min.insync.replicas 2).
+    """
     host = settings.host
+    port, controller = settings.node_ports(node)
+    voters = ",".join(f"{n}@{host}:{settings.node_ports(n)[1]}" for n in settings.nodes)
+    copies, min_isr = settings.replication_factor, settings.min_insync_replicas
     return {
         "process.roles": "broker,controller",
-        "node.id": 1,
-        "controller.quorum.voters": f"1@{host}:{settings.controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{settings.kafka_port},"
-        f"CONTROLLER://{host}:{settings.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{settings.kafka_port}",
+        "node.id": node,
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": settings.kafka_dir / "data",
+        "log.dirs": settings.node_dir(node) / "data",
         "num.partitions": settings.partitions,
-        "default.replication.factor": 1,
-        "offsets.topic.replication.factor": 1,
+        # For topics created without a replication factor: Debezium's heartbeat and signal
+        # topics (the connector's topic.creation.default.replication.factor is -1).
+        "default.replication.factor": copies,
+        "offsets.topic.replication.factor": copies,
         "offsets.topic.num.partitions": 10,
-        "transaction.state.log.replication.factor": 1,
-        "transaction.state.log.min.isr": 1,
+        "transaction.state.log.replication.factor": copies,
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": 4,
-        "min.insync.replicas": 1,
+        "min.insync.replicas": min_isr,
         "group.initial.rebalance.delay.ms": 0,
         "auto.create.topics.enable": False,
         "delete.topic.enable": True,
@@ -140,7 +146,9 @@ def secure_listener_properties(settings: StackSettings) -> dict[str, object]:
 def worker_properties(
     settings: StackSettings, *, plugin_path: Path, discovery: str = "service_load"
 ) -> dict[str, object]:
-    """Distributed Connect worker: schemaless JSON, RF 1 storage topics, env config provider."""
+    """Distributed Connect worker: schemaless JSON, storage topics with the stack's replication
+    factor, env config provider."""
+    copies = settings.replication_factor
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "group.id": CONNECT_GROUP,
@@ -149,12 +157,12 @@ def worker_properties(
         "key.converter.schemas.enable": False,
         "value.converter.schemas.enable": False,
         "config.storage.topic": CONNECT_TOPICS["config"],
-        "config.storage.replication.factor": 1,
+        "config.storage.replication.factor": copies,
         "offset.storage.topic": CONNECT_TOPICS["offset"],
-        "offset.storage.replication.factor": 1,
+        "offset.storage.replication.factor": copies,
         "offset.storage.partitions": 5,
         "status.storage.topic": CONNECT_TOPICS["status"],
-        "status.storage.replication.factor": 1,
+        "status.storage.replication.factor": copies,
         "status.storage.partitions": 1,
         # Debezium confirms the LSN to PostgreSQL only when offsets are flushed.
         "offset.flush.interval.ms": 1000,

@@ -1,4 +1,8 @@
-"""Local Kafka broker (KRaft, single node, Maven Central jars) and topic admin with kafka-python."""
+"""Local Kafka (KRaft, one node or a loopback cluster, Maven Central jars) and topic admin.
+
+Node 1 keeps the single broker's files (<home>/kafka/server.properties, data/, logs/kafka.log,
+pids/kafka.pid); node n of `up --brokers N` has <home>/kafka/node-n/, kafka-n.log, kafka-n.pid.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,27 +29,34 @@ from cdcsync.stack.processes import (
     PidFile,
     Progress,
     check_port_free,
+    is_alive,
     start_detached,
     stop_pid,
     tail,
     wait_until,
 )
-from cdcsync.stack.settings import StackSettings
+from cdcsync.stack.settings import StackSettings, min_insync_replicas
 
 __all__ = [
     "TopicSpec",
+    "active_brokers",
     "admin_client",
     "answers_with_brokers",
+    "check_formatted_for",
     "cluster_id",
     "config_current",
     "ensure_topics",
     "existing_topics",
+    "formatted_brokers",
     "healthy",
     "java",
+    "known_nodes",
     "launch",
+    "log_path",
     "pidfile",
     "plan_topics",
     "stop",
+    "stop_node",
     "topic_configs",
     "wait_healthy",
 ]
@@ -114,17 +126,55 @@ def java(settings: StackSettings) -> str:
     return found
 
 
-def _server_properties(settings: StackSettings) -> Path:
-    return settings.kafka_dir / "server.properties"
+def _suffix(node: int) -> str:
+    return "" if node == 1 else f"-{node}"
 
 
-def _log_path(settings: StackSettings) -> Path:
-    return settings.logs_dir / "kafka.log"
+def _server_properties(settings: StackSettings, node: int = 1) -> Path:
+    return settings.node_dir(node) / "server.properties"
 
 
-def pidfile(settings: StackSettings) -> PidFile:
-    """Pid file of the broker `up` started; its server.properties path proves the pid is ours."""
-    return PidFile(settings.pids_dir / "kafka.pid", marker=str(_server_properties(settings)))
+def log_path(settings: StackSettings, node: int = 1) -> Path:
+    """Node ``node``'s log: <home>/logs/kafka.log for node 1, kafka-<node>.log for the others."""
+    return settings.logs_dir / f"kafka{_suffix(node)}.log"
+
+
+def pidfile(settings: StackSettings, node: int = 1) -> PidFile:
+    """Pid file of a node `up` started; its server.properties path proves the pid is ours."""
+    return PidFile(
+        settings.pids_dir / f"kafka{_suffix(node)}.pid",
+        marker=str(_server_properties(settings, node)),
+    )
+
+
+def _brokers_file(settings: StackSettings) -> Path:
+    return settings.kafka_dir / "brokers"
+
+
+def formatted_brokers(settings: StackSettings) -> int | None:
+    """How many nodes the home's Kafka data was formatted for (None: not formatted yet)."""
+    if not (settings.kafka_dir / "data" / "meta.properties").is_file():
+        return None
+    try:
+        return int(_brokers_file(settings).read_text())
+    except (OSError, ValueError):
+        return 1  # formatted before clusters existed: the single broker
+
+
+def check_formatted_for(settings: StackSettings) -> None:
+    """StackError if the home's Kafka data belongs to a cluster of another size."""
+    formatted = formatted_brokers(settings)
+    if formatted is not None and formatted != settings.brokers:
+        raise StackError(
+            f"the Kafka data in {settings.kafka_dir} is formatted for {formatted} broker(s), not "
+            f"{settings.brokers}: run `local up --brokers {formatted}`, or `local down --wipe` "
+            "first (it deletes all local Kafka data), or use another CDCSYNC_HOME"
+        )
+
+
+def known_nodes(settings: StackSettings) -> range:
+    """The nodes of this home: the settings' or, if more, those its data was formatted for."""
+    return range(1, max(settings.brokers, formatted_brokers(settings) or 1) + 1)
 
 
 def _new_cluster_id() -> str:
@@ -146,14 +196,14 @@ def cluster_id(settings: StackSettings) -> str:
     return value
 
 
-def _jvm(settings: StackSettings, libs: Path, main: str, *args: str) -> list[str]:
+def _jvm(settings: StackSettings, libs: Path, main: str, *args: str, node: int = 1) -> list[str]:
     return [
         java(settings),
         "-Xms256m",
         "-Xmx512m",
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{settings.kafka_dir / 'log4j.properties'}",
+        f"-Dlog4j.configuration=file:{settings.node_dir(node) / 'log4j.properties'}",
         f"-Dkafka.logs.dir={settings.logs_dir}",
         "-cp",
         f"{libs}/*",
@@ -162,40 +212,42 @@ def _jvm(settings: StackSettings, libs: Path, main: str, *args: str) -> list[str
     ]
 
 
-def _render(settings: StackSettings) -> str:
+def _render(settings: StackSettings, node: int) -> str:
     header = "Written by cdcsync.stack on every start; edit StackSettings instead."
-    return render_properties(broker_properties(settings), header=header)
+    return render_properties(broker_properties(settings, node), header=header)
 
 
-def config_current(settings: StackSettings) -> bool:
-    """True if the broker was started with the config the settings give now."""
+def config_current(settings: StackSettings, node: int = 1) -> bool:
+    """True if the node was started with the config the settings give now."""
     try:
-        return _server_properties(settings).read_text() == _render(settings)
+        return _server_properties(settings, node).read_text() == _render(settings, node)
     except OSError:
         return False
 
 
-def _write_config(settings: StackSettings) -> Path:
-    settings.kafka_dir.mkdir(parents=True, exist_ok=True)
+def _write_config(settings: StackSettings, node: int) -> Path:
+    settings.node_dir(node).mkdir(parents=True, exist_ok=True)
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    props = _server_properties(settings)
-    props.write_text(_render(settings))
+    props = _server_properties(settings, node)
+    props.write_text(_render(settings, node))
     quiet = (
         "kafka.controller",
         "org.apache.kafka.controller",
         "state.change.logger",
         "kafka.log.LogCleaner",
     )
-    (settings.kafka_dir / "log4j.properties").write_text(
-        render_properties(log4j_properties(_log_path(settings), quiet=quiet))
+    (settings.node_dir(node) / "log4j.properties").write_text(
+        render_properties(log4j_properties(log_path(settings, node), quiet=quiet))
     )
     return props
 
 
-def _format_storage(settings: StackSettings, libs: Path, progress: Progress) -> None:
-    if (settings.kafka_dir / "data" / "meta.properties").is_file():
+def _format_storage(settings: StackSettings, libs: Path, progress: Progress, node: int) -> None:
+    if (settings.node_dir(node) / "data" / "meta.properties").is_file():
         return
-    progress("kafka: formatting KRaft storage")
+    progress(f"kafka: formatting KRaft storage{'' if node == 1 else f' of node {node}'}")
+    if node == 1:  # before node 1's meta.properties exists: formatted_brokers never guesses
+        _brokers_file(settings).write_text(f"{settings.brokers}\n")
     argv = _jvm(
         settings,
         libs,
@@ -204,26 +256,30 @@ def _format_storage(settings: StackSettings, libs: Path, progress: Progress) -> 
         "-t",
         cluster_id(settings),
         "-c",
-        str(_server_properties(settings)),
+        str(_server_properties(settings, node)),
         "--ignore-formatted",
+        node=node,
     )
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StackError(f"kafka storage format failed: {(result.stderr or result.stdout).strip()}")
 
 
-def launch(settings: StackSettings, libs: Path, progress: Progress = print) -> int:
-    """Write config, format storage once and start the broker detached; returns its pid."""
+def launch(settings: StackSettings, libs: Path, progress: Progress = print, node: int = 1) -> int:
+    """Write config, format storage once and start node ``node`` detached; returns its pid."""
+    check_formatted_for(settings)
+    kafka_port, controller_port = settings.node_ports(node)
     for port, var in (
-        (settings.kafka_port, "CDCSYNC_KAFKA_PORT"),
-        (settings.controller_port, "CDCSYNC_CONTROLLER_PORT"),
+        (kafka_port, "CDCSYNC_KAFKA_PORT"),
+        (controller_port, "CDCSYNC_CONTROLLER_PORT"),
         *([(settings.secure_port, "CDCSYNC_SECURE_PORT")] if settings.secure else []),
     ):
-        check_port_free(settings.host, port, what="kafka", env_var=var)
-    props = _write_config(settings)
-    _format_storage(settings, libs, progress)
-    argv = _jvm(settings, libs, "kafka.Kafka", str(props))
-    return start_detached(argv, pidfile=pidfile(settings), log_path=settings.logs_dir / "kafka.out")
+        check_port_free(settings.host, port, what=f"kafka node {node}", env_var=var)
+    props = _write_config(settings, node)
+    _format_storage(settings, libs, progress, node)
+    argv = _jvm(settings, libs, "kafka.Kafka", str(props), node=node)
+    out = settings.logs_dir / f"kafka{_suffix(node)}.out"
+    return start_detached(argv, pidfile=pidfile(settings, node), log_path=out)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -234,25 +290,43 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def admin_client(settings: StackSettings, *, timeout: float = 10.0) -> KafkaAdminClient:
-    """A kafka-python admin client for the local broker (close it when done)."""
+def admin_client(
+    settings: StackSettings, *, timeout: float = 10.0, bootstrap: str | None = None
+) -> KafkaAdminClient:
+    """A kafka-python admin client for the local broker (close it when done); ``bootstrap``
+    narrows the nodes it first asks (default: every node's address)."""
     return KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_servers=bootstrap or settings.bootstrap_servers,
         client_id="cdcsync-stack",
         request_timeout_ms=int(timeout * 1000),
         api_version_auto_timeout_ms=int(min(timeout, 5.0) * 1000),
     )
 
 
-def healthy(settings: StackSettings, *, timeout: float = 5.0) -> bool:
-    """True if the broker answers metadata and lists itself as an active broker."""
-    if not _port_open(settings.host, settings.kafka_port):
-        return False
-    try:
-        admin = admin_client(settings, timeout=timeout)
+def active_brokers(settings: StackSettings, *, timeout: float = 5.0) -> set[int]:
+    """The node ids the cluster lists as active brokers (empty if no node answers)."""
+    listening = [
+        f"{settings.host}:{port}"
+        for port in (settings.node_ports(n)[0] for n in settings.nodes)
+        if _port_open(settings.host, port)
+    ]
+    if not listening:
+        return set()
+    try:  # bootstrapping from listening nodes only: no connection errors logged for the others
+        admin = admin_client(settings, timeout=timeout, bootstrap=",".join(listening))
     except KafkaError:
-        return False
-    return answers_with_brokers(admin)
+        return set()
+    try:
+        return {int(b["node_id"]) for b in admin.describe_cluster().get("brokers") or ()}
+    except KafkaError:
+        return set()
+    finally:
+        admin.close()
+
+
+def healthy(settings: StackSettings, *, timeout: float = 5.0) -> bool:
+    """True if the broker answers metadata and lists every node as an active broker."""
+    return set(settings.nodes) <= active_brokers(settings, timeout=timeout)
 
 
 def answers_with_brokers(admin: KafkaAdminClient) -> bool:
@@ -265,15 +339,26 @@ def answers_with_brokers(admin: KafkaAdminClient) -> bool:
         admin.close()
 
 
-def wait_healthy(settings: StackSettings, pid: int | None) -> float:
-    """Block until the broker is healthy; StackError with the log tail if it dies or times out."""
+def wait_healthy(settings: StackSettings, pid: int | Iterable[int] | None) -> float:
+    """Block until every node is an active broker; StackError with the log tail if one of the
+    ``pid`` processes dies or the time runs out."""
+    pids = [pid] if isinstance(pid, int) else list(pid or ())
+
+    def check() -> bool:
+        for node, each in zip(settings.nodes, pids, strict=False):
+            if not is_alive(each):
+                raise StackError(
+                    f"kafka: node {node} (pid {each}) exited during startup; see "
+                    f"{log_path(settings, node)}\n{tail(log_path(settings, node))}".rstrip()
+                )
+        return healthy(settings)
+
     return wait_until(
-        lambda: healthy(settings),
+        check,
         what="kafka",
         timeout=settings.start_timeout,
         interval=0.3,
-        pid=pid,
-        log_path=_log_path(settings),
+        log_path=log_path(settings),
     )
 
 
@@ -288,7 +373,7 @@ def topic_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
     """A topic's configs at ``replication_factor``: its own, plus min.insync.replicas."""
     configs = dict(spec.configs)
     if replication_factor > 1:
-        configs.setdefault("min.insync.replicas", str(min(replication_factor - 1, 2)))
+        configs.setdefault("min.insync.replicas", str(min_insync_replicas(replication_factor)))
     return configs
 
 
@@ -336,15 +421,24 @@ def ensure_topics(
 
 
 def stop(settings: StackSettings, *, timeout: float = 30.0) -> bool:
-    """SIGTERM the broker `up` started (controlled shutdown), SIGKILL after timeout."""
-    pf = pidfile(settings)
+    """SIGTERM every node `up` started (controlled shutdown), SIGKILL after timeout; whether
+    any was running. A cluster's nodes stop together: the last one would otherwise wait for
+    a controller quorum that is already gone."""
+    nodes = list(known_nodes(settings))
+    with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="kafka-stop") as pool:
+        stopped = list(pool.map(lambda n: stop_node(settings, n, timeout=timeout), nodes))
+    return any(stopped)
+
+
+def stop_node(settings: StackSettings, node: int = 1, *, timeout: float = 30.0) -> bool:
+    """SIGTERM node ``node`` if `up` started it, SIGKILL after timeout; whether it was running."""
+    pf = pidfile(settings, node)
     pid = pf.live_pid()
     if pid is None:
         pf.remove()
         return False
     if not stop_pid(pid, timeout=timeout):
-        raise StackError(
-            f"kafka pid {pid} did not stop; see {_log_path(settings)}\n{tail(_log_path(settings))}"
-        )
+        log = log_path(settings, node)
+        raise StackError(f"kafka pid {pid} did not stop; see {log}\n{tail(log)}")
     pf.remove()
     return True

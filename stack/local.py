@@ -97,18 +97,36 @@ def _ensure_postgres(settings: StackSettings, step: _Steps) -> int:
     return pid
 
 
-def _fetch_and_launch_kafka(settings: StackSettings, step: _Steps) -> tuple[int, bool]:
-    """Fetch the broker jars if needed and start it without waiting; (pid, reused)."""
+def _node_name(settings: StackSettings, node: int) -> str:
+    return "kafka" if settings.brokers == 1 else f"kafka-{node}"
+
+
+def _node_address(settings: StackSettings, node: int) -> str:
+    return f"{settings.host}:{settings.node_ports(node)[0]}"
+
+
+def _fetch_and_launch_kafka(settings: StackSettings, step: _Steps) -> tuple[list[int], bool]:
+    """Fetch the broker jars if needed and start each node without waiting; (pids, reused)."""
     maven.ensure_kafka_libs(settings, step)
-    pid = kafka.pidfile(settings).live_pid()
-    if pid is not None and not kafka.config_current(settings):
-        step(f"kafka: settings changed since pid {pid} started; restarting it")
-        kafka.stop(settings)
+    kafka.cluster_id(settings)  # made once, before the nodes format their storage with it
+    nodes = list(settings.nodes)
+    with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="kafka-up") as pool:
+        launched = list(pool.map(lambda node: _launch_node(settings, node, step), nodes))
+    return [pid for pid, _reused in launched], all(reused for _pid, reused in launched)
+
+
+def _launch_node(settings: StackSettings, node: int, step: _Steps) -> tuple[int, bool]:
+    """Start one node without waiting (format its storage first if new); (pid, reused)."""
+    name = _node_name(settings, node)
+    pid = kafka.pidfile(settings, node).live_pid()
+    if pid is not None and not kafka.config_current(settings, node):
+        step(f"{name}: settings changed since pid {pid} started; restarting it")
+        kafka.stop_node(settings, node)
         pid = None
     if pid is not None:
         return pid, True
-    pid = kafka.launch(settings, settings.kafka_libs, step)
-    step(f"kafka: starting pid {pid} on {settings.bootstrap_servers}")
+    pid = kafka.launch(settings, settings.kafka_libs, step, node=node)
+    step(f"{name}: starting pid {pid} on {_node_address(settings, node)}")
     return pid, False
 
 
@@ -132,9 +150,9 @@ def _ensure_connect(settings: StackSettings, required: Sequence[str], step: _Ste
 
 def _start_processes(
     settings: StackSettings, sql_paths: Sequence[Path], step: _Steps
-) -> tuple[int, int, bool]:
-    """Start PostgreSQL (and apply the SQL) while the jars are fetched and the broker
-    launched; ``(postgres pid, kafka pid, kafka reused)``, the broker not yet healthy.
+) -> tuple[int, list[int], bool]:
+    """Start PostgreSQL (and apply the SQL) while the jars are fetched and the brokers
+    launched; ``(postgres pid, kafka pids, kafka reused)``, the brokers not yet healthy.
     """
     # Jars are fetched in parallel (first run only) while PostgreSQL starts; the broker's JVM
     # is launched as soon as its jars are there, so it boots while SQL is applied.
@@ -149,10 +167,10 @@ def _start_processes(
         postgres.apply_sql(sql_paths, settings=settings)
         if sql_paths:
             step(f"postgres: applied {', '.join(p.name for p in sql_paths)} as {settings.pg_user}")
-        kafka_pid, kafka_reused = kafka_job.result()
+        kafka_pids, kafka_reused = kafka_job.result()
         for job in connect_jobs:
             job.result()
-    return pg_pid, kafka_pid, kafka_reused
+    return pg_pid, kafka_pids, kafka_reused
 
 
 def _secure_listener(settings: StackSettings, step: _Steps) -> None:
@@ -172,17 +190,26 @@ def up(
     settings: StackSettings | None = None,
     progress: Progress = print,
     secure: bool = False,
+    brokers: int | None = None,
 ) -> list[PartStatus]:
     """Start what is not running, reuse what is, then apply SQL, create topics, register connectors.
 
     Idempotent: a second call with everything healthy only checks and returns. Each step is
     reported through `progress` with the elapsed time; failures raise StackError or ConnectError
     naming the log to read (all logs are in <home>/logs/). ``secure`` (or CDCSYNC_SECURE) adds
-    the broker's SASL_SSL listener (see :mod:`cdcsync.stack.secure`).
+    the broker's SASL_SSL listener (see :mod:`cdcsync.stack.secure`). ``brokers`` (or
+    CDCSYNC_BROKERS) above 1 starts a KRaft cluster of that many nodes on loopback (node n on
+    the base ports + 100*(n-1)) whose topics have replication factor min(brokers, 3) and
+    min.insync.replicas 2, Kafka's and Connect's internal topics included.
     """
     settings = settings or StackSettings()
     if secure and not settings.secure:
         settings = settings.model_copy(update={"secure": True})
+    if brokers is not None:
+        settings = _with_brokers(settings, brokers)
+    if settings.secure and settings.brokers > 1:
+        raise StackError("--secure runs on the single broker only; drop --brokers or --secure")
+    kafka.check_formatted_for(settings)
     step = _Steps(progress)
     if settings.secure:
         tls.ensure_certificates(settings, step)
@@ -190,16 +217,18 @@ def up(
     topic_specs = list(topics)
     connectors = [load(f) for f in connector_files]  # fail on a bad file before starting anything
 
-    pg_pid, kafka_pid, kafka_reused = _start_processes(settings, sql_paths, step)
+    pg_pid, kafka_pids, kafka_reused = _start_processes(settings, sql_paths, step)
 
-    kafka.wait_healthy(settings, kafka_pid)
+    kafka.wait_healthy(settings, kafka_pids)
     step(
-        f"kafka: {'reusing' if kafka_reused else 'ready,'} pid {kafka_pid} "
+        f"kafka: {'reusing' if kafka_reused else 'ready,'} pid {', '.join(map(str, kafka_pids))} "
         f"on {settings.bootstrap_servers}"
     )
     if settings.secure:
         _secure_listener(settings, step)
-    created = kafka.ensure_topics(topic_specs, settings=settings)
+    created = kafka.ensure_topics(
+        topic_specs, settings=settings, replication_factor=settings.replication_factor
+    )
     if topic_specs:
         step(f"kafka: topics ok ({'created ' + ', '.join(created) if created else 'all existed'})")
 
@@ -212,7 +241,10 @@ def up(
     step(f"stack up in {step.elapsed:.1f}s; logs in {settings.logs_dir}")
     return [
         PartStatus("postgres", True, pg_pid, f"{settings.pg_host}:{settings.pg_port}"),
-        PartStatus("kafka", True, kafka_pid, settings.bootstrap_servers),
+        *(
+            PartStatus(_node_name(settings, node), True, pid, _node_address(settings, node))
+            for node, pid in zip(settings.nodes, kafka_pids, strict=True)
+        ),
         PartStatus(
             "connect",
             True,
@@ -231,7 +263,7 @@ def down(
     With wipe=True also drop the replication slots (when PostgreSQL still answers) and delete
     the PostgreSQL cluster and Kafka's data, which holds Connect's offsets, configs and statuses.
     """
-    settings = settings or StackSettings()
+    settings = _as_formatted(settings or StackSettings())
     step = _Steps(progress)
     step("connect: stopped" if connect_worker.stop(settings) else "connect: was not running")
     if wipe and postgres.running_pid(settings) is not None and postgres.healthy(settings):
@@ -243,11 +275,24 @@ def down(
     step("kafka: stopped" if kafka.stop(settings) else "kafka: was not running")
     step("postgres: stopped" if postgres.stop(settings) else "postgres: was not running")
     if wipe:
-        for path in (settings.pg_dir, settings.kafka_dir / "data", settings.connect_dir):
+        kafka_data = [settings.node_dir(node) / "data" for node in settings.nodes]
+        for path in (settings.pg_dir, *kafka_data, settings.connect_dir):
             if path.exists():
                 shutil.rmtree(path)
                 step(f"wiped {path}")
     step(f"stack down in {step.elapsed:.1f}s")
+
+
+def _as_formatted(settings: StackSettings) -> StackSettings:
+    """The settings with as many brokers as the home's Kafka data was formatted for, so that
+    `down` and `status` find every node of a cluster without being told its size."""
+    return _with_brokers(settings, len(kafka.known_nodes(settings)))
+
+
+def _with_brokers(settings: StackSettings, brokers: int) -> StackSettings:
+    if brokers == settings.brokers:
+        return settings
+    return StackSettings.model_validate(settings.model_dump() | {"brokers": brokers})
 
 
 def _pg_detail(settings: StackSettings) -> str:
@@ -279,7 +324,7 @@ def _connect_detail(settings: StackSettings) -> str:
 
 def status(*, settings: StackSettings | None = None) -> list[PartStatus]:
     """Each part: whether its pid is ours and alive and its health check passes, plus detail."""
-    settings = settings or StackSettings()
+    settings = _as_formatted(settings or StackSettings())
     result = []
     pid = postgres.running_pid(settings)
     ok = pid is not None and postgres.healthy(settings)
@@ -292,11 +337,20 @@ def status(*, settings: StackSettings | None = None) -> list[PartStatus]:
             _pg_detail(settings) if ok else "",
         )
     )
-    pid = kafka.pidfile(settings).live_pid()
-    ok = pid is not None and kafka.healthy(settings, timeout=3.0)
-    result.append(
-        PartStatus("kafka", ok, pid, settings.bootstrap_servers, f"Kafka {KAFKA_VERSION} KRaft")
-    )
+    active = kafka.active_brokers(settings, timeout=3.0)
+    for node in settings.nodes:
+        pid = kafka.pidfile(settings, node).live_pid()
+        ok = pid is not None and node in active
+        of = "" if settings.brokers == 1 else f", node {node} of {settings.brokers}"
+        result.append(
+            PartStatus(
+                _node_name(settings, node),
+                ok,
+                pid,
+                _node_address(settings, node),
+                f"Kafka {KAFKA_VERSION} KRaft{of}",
+            )
+        )
     pid = connect_worker.pidfile(settings).live_pid()
     ok = pid is not None and connect_worker.healthy(settings)
     detail = _connect_detail(settings) if ok else f"Debezium {DEBEZIUM_VERSION}"

@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import make_conninfo
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "DEBEZIUM_VERSION",
     "KAFKA_VERSION",
+    "NODE_PORT_STEP",
     "POSTGRES_MAJOR",
     "SCALA_VERSION",
     "SLF4J_VERSION",
     "StackSettings",
+    "min_insync_replicas",
 ]
 
 #: Kafka broker and Connect runtime: the version Debezium 3.2 builds against.
@@ -28,6 +30,14 @@ SLF4J_VERSION = "1.7.36"
 DEBEZIUM_VERSION = "3.2.3.Final"
 #: PostgreSQL major version the stack and docker-compose.yml expect.
 POSTGRES_MAJOR = "15"
+#: Node n of a cluster (`up --brokers N`) listens on kafka_port and controller_port plus
+#: NODE_PORT_STEP * (n - 1): 9092/9093, 9192/9193, 9292/9293 by default.
+NODE_PORT_STEP = 100
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """Copies an acks=all write needs: one less than the replication factor, at most 2."""
+    return max(1, min(replication_factor - 1, 2))
 
 
 def _default_home() -> Path:
@@ -64,6 +74,9 @@ class StackSettings(BaseSettings):
     secure_user: str = "cdcsync"
     secure_password: SecretStr = SecretStr("cdcsync-secret")
     partitions: int = Field(4, ge=1)
+    #: `up --brokers N` (or CDCSYNC_BROKERS): a KRaft cluster of N combined broker+controller
+    #: nodes, all voters; topics get replication factor min(N, 3) (see replication_factor).
+    brokers: int = Field(1, ge=1, le=9)
     java_home: Path | None = Field(None, description="JDK 17+; JAVA_HOME or PATH if unset")
     start_timeout: float = Field(120.0, gt=0, description="seconds a part may take to start")
 
@@ -71,6 +84,44 @@ class StackSettings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(os.path.abspath(value.expanduser()))
+
+    @model_validator(mode="after")
+    def _node_ports_apart(self) -> StackSettings:
+        ports = [p for n in self.nodes for p in self.node_ports(n)]
+        if self.brokers > 1 and len(set(ports)) != len(ports):
+            raise ValueError(
+                f"kafka_port {self.kafka_port} and controller_port {self.controller_port} give "
+                f"{self.brokers} nodes clashing ports {ports} (node n adds "
+                f"{NODE_PORT_STEP}*(n-1)); pick ports whose difference is not a multiple of "
+                f"{NODE_PORT_STEP}"
+            )
+        return self
+
+    # -- cluster nodes ---------------------------------------------------------------
+
+    @property
+    def nodes(self) -> range:
+        """The KRaft node ids: 1 for the single broker, 1..N for `up --brokers N`."""
+        return range(1, self.brokers + 1)
+
+    def node_ports(self, node: int) -> tuple[int, int]:
+        """Node ``node``'s (client, controller) ports: the base ports + NODE_PORT_STEP*(node-1)."""
+        step = NODE_PORT_STEP * (node - 1)
+        return self.kafka_port + step, self.controller_port + step
+
+    def node_dir(self, node: int) -> Path:
+        """Node ``node``'s config and data: kafka_dir for node 1 (the single broker's place)."""
+        return self.kafka_dir if node == 1 else self.kafka_dir / f"node-{node}"
+
+    @property
+    def replication_factor(self) -> int:
+        """Copies of each topic: 1 on the single broker, up to 3 on a cluster."""
+        return min(self.brokers, 3)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """min.insync.replicas of the stack's topics (see the function of that name)."""
+        return min_insync_replicas(self.replication_factor)
 
     # -- addresses -------------------------------------------------------------------
 
@@ -87,8 +138,8 @@ class StackSettings(BaseSettings):
 
     @property
     def bootstrap_servers(self) -> str:
-        """Kafka bootstrap address for clients (kafka-python, aiokafka, Faust)."""
-        return f"{self.host}:{self.kafka_port}"
+        """Kafka bootstrap addresses for clients (kafka-python, aiokafka, Faust): every node's."""
+        return ",".join(f"{self.host}:{self.node_ports(n)[0]}" for n in self.nodes)
 
     @property
     def secure_bootstrap_servers(self) -> str:

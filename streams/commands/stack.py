@@ -22,7 +22,9 @@ __all__ = ["SCHEMA_SQL", "broker_settings", "register", "stack_up"]
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "demo" / "schema.sql"
 
 
-def stack_up(config: Config, *, progress: Any = print, secure: bool = False) -> None:
+def stack_up(
+    config: Config, *, progress: Any = print, secure: bool = False, brokers: int | None = None
+) -> None:
     """Start (or reuse) the local stack with this configuration's topics and connectors."""
     stack.up(
         sql_files=[SCHEMA_SQL],
@@ -30,6 +32,7 @@ def stack_up(config: Config, *, progress: Any = print, secure: bool = False) -> 
         connector_files=connector_files(),
         progress=progress,
         secure=secure,
+        brokers=brokers,
     )
 
 
@@ -57,11 +60,18 @@ def register(app: faust.App, config: Config) -> None:
             default=False,
             help="with up: add a SASL_SSL listener (SCRAM/PLAIN user, keytool certificates)",
         ),
+        option(
+            "--brokers",
+            type=click.IntRange(1, 9),
+            default=None,
+            help="with up: a KRaft cluster of N brokers on loopback (node n on the ports "
+            "+100*(n-1)), replication factor 3 and min.insync.replicas 2 from 3 brokers",
+        ),
     )
-    async def local(self: Any, action: str, wipe: bool, secure: bool) -> None:
+    async def local(self: Any, action: str, wipe: bool, secure: bool, brokers: int | None) -> None:
         """Run the local stack: PostgreSQL, Kafka (KRaft), Kafka Connect with Debezium."""
         if action == "up":
-            stack_up(config, progress=self.say, secure=secure)
+            stack_up(config, progress=self.say, secure=secure, brokers=brokers)
         elif action == "down":
             stack.down(wipe=wipe, progress=self.say)
         else:

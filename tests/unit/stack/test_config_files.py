@@ -127,3 +127,34 @@ def test_pg_hba_requires_passwords_over_tcp() -> None:
     rows = [line.split() for line in pg_hba().splitlines() if not line.startswith("#")]
     assert ["host", "replication", "all", "all", "scram-sha-256"] in rows
     assert all(row[-1] != "trust" for row in rows if row[0] == "host")
+
+
+def test_cluster_node_has_its_own_ports_and_replicates_three_times(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, kafka_port=29092, controller_port=29093, brokers=3)
+    props = _parse(render_properties(broker_properties(settings, node=2)))
+    expected = {
+        "node.id": "2",
+        "controller.quorum.voters": "1@127.0.0.1:29093,2@127.0.0.1:29193,3@127.0.0.1:29293",
+        "listeners": "PLAINTEXT://127.0.0.1:29192,CONTROLLER://127.0.0.1:29193",
+        "advertised.listeners": "PLAINTEXT://127.0.0.1:29192",
+        "log.dirs": str(settings.kafka_dir / "node-2" / "data"),
+        "default.replication.factor": "3",
+        "offsets.topic.replication.factor": "3",
+        "transaction.state.log.replication.factor": "3",
+        "transaction.state.log.min.isr": "2",
+        "min.insync.replicas": "2",
+    }
+    assert _pick(props, expected) == expected
+    # node 1 keeps the single broker's place
+    assert broker_properties(settings, node=1)["log.dirs"] == settings.kafka_dir / "data"
+    worker = _parse(render_properties(worker_properties(settings, plugin_path=tmp_path)))
+    kinds = ("config", "offset", "status")
+    assert {worker[f"{kind}.storage.replication.factor"] for kind in kinds} == {"3"}
+    assert worker["bootstrap.servers"] == "127.0.0.1:29092,127.0.0.1:29192,127.0.0.1:29292"
+
+
+def test_single_broker_properties_do_not_change_with_the_cluster_option(tmp_path: Path) -> None:
+    single = broker_properties(_settings(tmp_path))
+    assert single == broker_properties(_settings(tmp_path, brokers=1), node=1)
+    assert single["node.id"] == 1 and single["min.insync.replicas"] == 1
+    assert single["default.replication.factor"] == 1

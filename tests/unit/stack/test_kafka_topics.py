@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from cdcsync.errors import StackError
-from cdcsync.stack.kafka import TopicSpec, cluster_id, plan_topics, topic_configs
+from cdcsync.stack.kafka import (
+    TopicSpec,
+    check_formatted_for,
+    cluster_id,
+    known_nodes,
+    pidfile,
+    plan_topics,
+    topic_configs,
+)
 from cdcsync.stack.settings import StackSettings
 
 
@@ -57,3 +65,25 @@ def test_replicated_topics_require_in_sync_replicas() -> None:
     assert topic_configs(log, 3) == {**log.configs, "min.insync.replicas": "2"}
     assert topic_configs(TopicSpec("t", 4), 2)["min.insync.replicas"] == "1"
     assert topic_configs(TopicSpec("t", 4), 5)["min.insync.replicas"] == "2"
+
+
+def test_a_home_formatted_for_one_size_refuses_another(tmp_path: Path) -> None:
+    single = StackSettings(home=tmp_path)
+    cluster = StackSettings(home=tmp_path, brokers=3)
+    check_formatted_for(cluster)  # nothing formatted yet: any size
+    (single.kafka_dir / "data").mkdir(parents=True)
+    (single.kafka_dir / "data" / "meta.properties").write_text("version=1\n")
+    check_formatted_for(single)  # formatted before clusters existed: one broker
+    with pytest.raises(StackError, match=r"formatted for 1 broker.*--brokers 1.*down --wipe"):
+        check_formatted_for(cluster)
+    (single.kafka_dir / "brokers").write_text("3\n")
+    check_formatted_for(cluster)
+    assert list(known_nodes(single)) == [1, 2, 3]  # down and status find every node
+
+
+def test_node_one_keeps_the_single_brokers_files(tmp_path: Path) -> None:
+    s = StackSettings(home=tmp_path, brokers=3)
+    assert pidfile(s, 1).path == s.pids_dir / "kafka.pid"
+    assert pidfile(s, 1).marker == str(s.kafka_dir / "server.properties")
+    assert pidfile(s, 2).path == s.pids_dir / "kafka-2.pid"
+    assert pidfile(s, 2).marker == str(s.kafka_dir / "node-2" / "server.properties")

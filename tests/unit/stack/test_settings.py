@@ -76,3 +76,24 @@ def test_poms_pin_the_same_versions_as_settings() -> None:
     assert _pom_property("connect", "slf4j.version") == stack_settings.SLF4J_VERSION
     assert _pom_property("debezium", "debezium.version") == stack_settings.DEBEZIUM_VERSION
     assert f"kafka_{stack_settings.SCALA_VERSION}" in pom_path("kafka").read_text()
+
+
+def test_cluster_nodes_ports_and_replication(tmp_path: Path) -> None:
+    s = StackSettings(home=tmp_path, kafka_port=29092, controller_port=29093, brokers=3)
+    assert list(s.nodes) == [1, 2, 3]
+    assert [s.node_ports(n) for n in s.nodes] == [(29092, 29093), (29192, 29193), (29292, 29293)]
+    assert s.bootstrap_servers == "127.0.0.1:29092,127.0.0.1:29192,127.0.0.1:29292"
+    assert s.node_dir(1) == s.kafka_dir and s.node_dir(3) == s.kafka_dir / "node-3"
+    assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
+    two = StackSettings(home=tmp_path, brokers=2)
+    assert (two.replication_factor, two.min_insync_replicas) == (2, 1)
+    five = StackSettings(home=tmp_path, brokers=5)
+    assert (five.replication_factor, five.min_insync_replicas) == (3, 2)
+    one = StackSettings(home=tmp_path)
+    assert (one.brokers, one.replication_factor, one.min_insync_replicas) == (1, 1, 1)
+
+
+def test_cluster_ports_that_clash_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="clashing ports"):
+        StackSettings(home=tmp_path, kafka_port=9092, controller_port=9192, brokers=2)
+    StackSettings(home=tmp_path, kafka_port=9092, controller_port=9192)  # one node: no clash
