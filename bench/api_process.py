@@ -33,6 +33,14 @@ class RefApiProcess:
         """Drop every record, fault and counter (between phases)."""
         httpx.post(f"{self.url}/_admin/reset", timeout=30).raise_for_status()
 
+    def fault(self, **spec: object) -> None:
+        """Arm a fault rule (the reference API's ``/_admin/faults``)."""
+        httpx.post(f"{self.url}/_admin/faults", json=spec, timeout=30).raise_for_status()
+
+    def clear_faults(self) -> None:
+        """Disarm every fault rule."""
+        httpx.delete(f"{self.url}/_admin/faults", timeout=30).raise_for_status()
+
     def requests(self) -> int:
         """The API's own count of ``/api`` requests since the last reset."""
         return int(httpx.get(f"{self.url}/_admin/stats", timeout=30).json()["requests"]["total"])

@@ -37,6 +37,8 @@ __all__ = [
 RESULTS = "cdcsync.bench.results"
 DEAD_LETTERS = "cdcsync.bench.deadletters"
 OUTPUT_TOPICS = [RESULTS, DEAD_LETTERS, "cdcsync.bench.conflicts", "cdcsync.bench.notifications"]
+#: The workers' API timeout: short, so the slow-API phase's held requests time out soon.
+REQUEST_TIMEOUT_S = 3.0
 MAPPING = {"firstName": "first_name", "lastName": "last_name", "email": "email", "phone": "phone"}
 
 
@@ -85,6 +87,7 @@ def write_config(
                         "collection_path": "/api/v1/contacts",
                         "object_type": "contact",
                         "max_connections": connections,
+                        "timeout_s": REQUEST_TIMEOUT_S,
                         "page_size": page_size,
                         **bulk,
                     },

@@ -32,10 +32,11 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "cdcsync.bench"
 
-from cdcsync.bench import phases
+from cdcsync.bench import latency, phases
 from cdcsync.bench import workload as wl
 from cdcsync.bench.api_process import RefApiProcess
-from cdcsync.bench.cdcsync_run import OUTPUT_TOPICS, BenchWorker, write_config
+from cdcsync.bench.cdcsync_run import OUTPUT_TOPICS, REQUEST_TIMEOUT_S, BenchWorker, write_config
+from cdcsync.bench.latency import SLOW_SHARE
 from cdcsync.bench.poll import POLL_TOPIC, bench_poll
 from cdcsync.bench.recovery import run_recovery
 from cdcsync.bench.report import render
@@ -44,6 +45,8 @@ from cdcsync.stack.settings import StackSettings
 __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
+#: How long the slow-API phase holds a request: past the workers' timeout.
+SLOW_HOLD_MS = int(REQUEST_TIMEOUT_S * 1000) + 1000
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,7 +86,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "With bulk, the drain also runs cdcsync without it",
     )
     p.add_argument("--profile", action="store_true", help="py-spy the drain phases")
-    p.add_argument("--only", help="comma list of phases: live,state,drain,a,b,poll")
+    p.add_argument("--only", help="comma list of phases: live,saturation,slow,state,drain,a,b,poll")
+    p.add_argument(
+        "--saturation-s", type=float, help="seconds at each rate of the search (20, quick 8)"
+    )
     p.add_argument("--keep", action="store_true", help="leave connector, slot and table")
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/<run>.json)")
     a = p.parse_args(argv)
@@ -93,7 +99,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     a.steady_s = a.steady_s or (15 if q else 60)
     a.baseline_b_s = a.baseline_b_s or (15 if q else 60)
     a.recover_entities = a.recover_entities or (20_000 if q else 100_000)
-    a.phases = set((a.only or "live,state,drain,a,b,poll").split(","))
+    a.saturation_s = a.saturation_s or (8 if q else 20)
+    a.phases = set((a.only or "live,saturation,slow,state,drain,a,b,poll").split(","))
     return a
 
 
@@ -108,14 +115,17 @@ class _Run:
     api: RefApiProcess
     workers: list[BenchWorker] = field(default_factory=list)
 
-    def new_worker(self, kind: str, bulk_max: int) -> BenchWorker:
-        """A worker of ``kind`` with its own app id (so its own state), kept for the tear-down."""
+    def configure(self, kind: str, bulk_max: int) -> Path:
+        """Write the configuration of the worker of ``kind`` (its app id, so its state)."""
         a = self.args
-        path = write_config(self.run_dir, f"cdcsync-bench-{self.run_id}-{kind}",
+        return write_config(self.run_dir, f"cdcsync-bench-{self.run_id}-{kind}",
                             api_url=self.api.url, web_port=a.web_port,
                             partitions=self.stack.partitions, connections=a.connections,
                             max_in_flight=a.max_in_flight, bulk_max=bulk_max)  # fmt: skip
-        worker = BenchWorker(self.stack, path, self.run_dir, kind)
+
+    def new_worker(self, kind: str, bulk_max: int) -> BenchWorker:
+        """A worker of ``kind`` with its own app id (so its own state), kept for the tear-down."""
+        worker = BenchWorker(self.stack, self.configure(kind, bulk_max), self.run_dir, kind)
         self.workers.append(worker)
         return worker
 
@@ -164,6 +174,7 @@ def _measure(run: _Run, workload: wl.Workload, report: dict[str, Any]) -> None:
     for key, rate in (("steady", a.rate), ("steady_low", a.low_rate)):
         if rate:
             report[key] = phases.steady(stack, api, workload, rate=rate, seconds=a.steady_s)
+    _latency_phases(run, live, workload, report)
     live.stop()
     if "state" in a.phases:
         report["state"] = phases.state(stack, live, run.new_worker, entities=a.recover_entities,
@@ -190,6 +201,30 @@ def _measure(run: _Run, workload: wl.Workload, report: dict[str, Any]) -> None:
         report["poll"] = bench_poll(
             stack, str(live.config_path), api.url, a.poll_records, [100, 1000]
         )
+
+
+def _latency_phases(
+    run: _Run, live: BenchWorker, workload: wl.Workload, report: dict[str, Any]
+) -> None:
+    """The slow-API phase, then the saturation search with bulk and (restarting the live
+    worker on the same state with one call per write) without."""
+    a, stack, api = run.args, run.stack, run.api
+    if "slow" in a.phases:
+        print(f"slow API: {SLOW_SHARE:.0%} of requests held {SLOW_HOLD_MS} ms ...", flush=True)
+        report["slow_api"] = latency.slow_api(stack, api, workload, rate=a.low_rate or 100,
+                                              seconds=a.steady_s, hold_ms=SLOW_HOLD_MS,
+                                              clock_ms=lambda: time.time() * 1000)  # fmt: skip
+    if "saturation" not in a.phases:
+        return
+    found = report["saturation"] = {}
+    variants = [("bulk", a.bulk), ("single", 0)] if a.bulk else [("single", 0)]
+    for label, bulk_max in variants:
+        if bulk_max != a.bulk:  # the same worker and state, one call per write
+            live.stop()
+            run.configure("live", bulk_max)
+            live.start()
+        print(f"saturation ({label}) ...", flush=True)
+        found[label] = latency.saturation(stack, api, workload, seconds=a.saturation_s)
 
 
 def main(argv: list[str] | None = None) -> int:
