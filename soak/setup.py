@@ -1,0 +1,142 @@
+"""The soak's own table, connector, topics and configuration, and their removal.
+
+Everything is the soak's alone: ``public.soak_contact``, the ``cdcsync_soak`` slot and
+publication, and topics and consumer groups named after the run
+(``cdcsync.soak.<run>.*``, app ``cdcsync-soak-<run>``), so shared demo, test and bench
+data are never touched. Setup first removes what an earlier (possibly crashed) run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import yaml
+from kafka.errors import KafkaError
+
+from cdcsync.connect.register import register, unregister
+from cdcsync.soak.checks import MAPPING
+from cdcsync.stack.kafka import TopicSpec, admin_client, ensure_topics
+from cdcsync.stack.settings import StackSettings
+from cdcsync.streams.config import load_config
+from cdcsync.streams.topics import topic_specs
+
+__all__ = ["TABLE", "SoakNames", "cleanup", "create", "write_config"]
+
+TABLE = "soak_contact"
+SLOT = "cdcsync_soak"
+CONNECTOR_TEMPLATE = Path(__file__).resolve().parent / "connector.json"
+DDL = f"""
+CREATE TABLE public.{TABLE} (
+    id          bigint PRIMARY KEY,
+    first_name  text,
+    last_name   text,
+    email       text NOT NULL UNIQUE,
+    phone       text,
+    notes       text,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE public.{TABLE} REPLICA IDENTITY FULL;
+"""
+
+
+class SoakNames:
+    """The names one run uses: its app id, topics and connector."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.app_id = f"cdcsync-soak-{run_id}"
+        self.prefix = f"cdcsync.soak.{run_id}"
+        self.entity_topic = f"{self.prefix}.{TABLE}"
+        self.results = f"{self.prefix}.results"
+        self.dead_letters = f"{self.prefix}.deadletters"
+        self.connector = f"cdcsync-soak-{run_id}"
+
+
+def _drop_slot(conn: psycopg.Connection[Any], *, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = conn.execute(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", [SLOT]
+        ).fetchone()
+        if row is None:
+            return
+        if row[0] is None:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", [SLOT])
+            return
+        if time.monotonic() > deadline:  # our connector is gone: end its walsender
+            conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
+        time.sleep(0.3)
+
+
+def cleanup(stack: StackSettings) -> None:
+    """Remove every soak connector, the slot, publication, table, topics and groups."""
+    names = httpx.get(f"{stack.connect_url}/connectors", timeout=30).json()
+    for name in names:
+        if name.startswith("cdcsync-soak"):
+            unregister(stack.connect_url, name)
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
+        _drop_slot(conn)
+        conn.execute(f"DROP PUBLICATION IF EXISTS {SLOT}")
+        conn.execute(f"DROP TABLE IF EXISTS public.{TABLE}")
+    with contextlib.suppress(KafkaError):  # tidying only
+        admin = admin_client(stack, timeout=30)
+        with contextlib.closing(admin):
+            ours = ("cdcsync.soak.", "cdcsync-soak-")
+            doomed = [t for t in admin.list_topics() if t.startswith(ours)]
+            if doomed:
+                admin.delete_topics(doomed, timeout_ms=30000)
+            groups = [g for g, *_ in admin.list_consumer_groups() if g.startswith(ours)]
+            if groups:
+                admin.delete_consumer_groups(groups)
+
+
+def create(stack: StackSettings, names: SoakNames, run_dir: Path) -> None:
+    """A fresh table, the entity topic, and the connector streaming the table into it."""
+    cleanup(stack)
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
+        conn.execute(DDL.encode())
+    ensure_topics([TopicSpec(names.entity_topic, stack.partitions)], settings=stack)
+    doc = json.loads(CONNECTOR_TEMPLATE.read_text())
+    doc["name"] = names.connector
+    route = doc["config"]["transforms.route.replacement"]
+    doc["config"]["transforms.route.replacement"] = route.replace("RUN", names.run_id)
+    path = run_dir / "connector.json"
+    path.write_text(json.dumps(doc, indent=2))
+    register(stack.connect_url, path, timeout=180)
+
+
+def write_config(
+    stack: StackSettings, names: SoakNames, run_dir: Path, *, worker: int, web_port: int,
+    api_url: str, poll_s: float,
+) -> Path:  # fmt: skip
+    """Worker ``worker``'s configuration: the soak's two-way contact entity (pushed on row
+    changes, polled back into the table), its own web port and data dir; creates the
+    config's topics."""
+    data: dict[str, Any] = {
+        "app": {"id": names.app_id, "broker": f"kafka://{stack.bootstrap_servers}",
+                "web_port": web_port, "datadir": str(run_dir / f"faust-w{worker}")},
+        "topics": {"results": names.results, "dead_letters": names.dead_letters,
+                   "conflicts": f"{names.prefix}.conflicts",
+                   "notifications": f"{names.prefix}.notifications",
+                   "audit": f"{names.prefix}.audit", "partitions": stack.partitions},
+        "entities": {"contact": {
+            "topic": names.entity_topic, "key": "id", "natural_key": ["email"],
+            "mapping": MAPPING, "source": {"table": TABLE}, "poll": {"interval_s": poll_s},
+            "policies": {"conflict": "source_wins", "source_delete": "delete",
+                         "target_delete": "ignore", "unknown_target": "ignore"},
+            "target": {"provider": "rest", "settings": {
+                "base_url": api_url, "collection_path": "/api/v1/contacts",
+                "object_type": "contact", "page_size": 500,
+                "bulk_path": "/api/v1/contacts/_bulk"}},
+        }},
+    }  # fmt: skip
+    path = run_dir / f"cdcsync-w{worker}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    ensure_topics(topic_specs(load_config(path)), settings=stack)
+    return path
