@@ -13,6 +13,7 @@ reloads) never clashes with the process-wide default registry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -151,14 +152,26 @@ def last_write_ms(entity: str) -> int | None:
     return _LAST_WRITE.get(entity)
 
 
+#: (metric, label values) -> its child: ``labels()`` takes a lock and builds a key on every
+#: call, a few percent of a busy worker's CPU; the label sets are few and fixed.
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    child = _CHILDREN.get((id(metric), labels))
+    if child is None:
+        child = _CHILDREN[(id(metric), labels)] = metric.labels(*labels)
+    return child
+
+
 def observe_result(result: SyncResult) -> None:
     """Count one result and its commit-to-completion latency."""
-    EVENTS.labels(result.entity, result.action).inc()
+    _child(EVENTS, result.entity, result.action).inc()
     if result.api_calls and result.action not in ("skip", "park"):
         _LAST_WRITE[result.entity] = result.completed_ms
     if result.action == "park":
         CONFLICTS.labels(result.entity).inc()
-    SYNC_LATENCY.labels(result.entity, result.action).observe(result.latency_ms / 1000)
+    _child(SYNC_LATENCY, result.entity, result.action).observe(result.latency_ms / 1000)
 
 
 def observe_dead_letter(letter: DeadLetter) -> None:
@@ -183,12 +196,12 @@ def observe_guard(entity: str, guard: str) -> None:
 
 def observe_api_call(entity: str, method: str, seconds: float) -> None:
     """Record the duration of one external API call."""
-    API_LATENCY.labels(entity, method.upper()).observe(seconds)
+    _child(API_LATENCY, entity, method.upper()).observe(seconds)
 
 
 def set_in_flight(entity: str, count: int) -> None:
     """Report how many records of ``entity`` are in flight in this worker."""
-    IN_FLIGHT.labels(entity).set(count)
+    _child(IN_FLIGHT, entity).set(count)
 
 
 def exposition() -> bytes:
