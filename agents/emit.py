@@ -58,12 +58,6 @@ class Emitter:
         #: None until it ends, then "result" or the dead letter's (reason, error).
         self._watched: dict[SourcePosition, Ending] = {}
 
-    async def _send(self, topic: faust.TopicT, *, key: bytes | None, value: bytes) -> None:
-        """Send, and leave the delivery to the batch in progress to confirm (agents.deliveries)."""
-        delivery = await topic.send(key=key, value=value)
-        if (batch := deliveries.current.get()) is not None:
-            batch.add(topic, key, value, delivery)
-
     def watch(self, position: SourcePosition) -> None:
         """Remember how the record at ``position`` ends (see :meth:`ending`)."""
         self._watched[position] = None
@@ -124,7 +118,7 @@ class Emitter:
             pos.partition,
             pos.offset,
         )
-        await self._send(
+        await deliveries.send(
             self.topics.results, key=entity_id.encode(), value=result.model_dump_json().encode()
         )
         if pos in self._watched:
@@ -141,7 +135,7 @@ class Emitter:
             source=raw.position,
             detected_ms=now_ms(),
         )
-        await self._send(
+        await deliveries.send(
             self.topics.conflicts, key=entity_id.encode(), value=event.model_dump_json().encode()
         )
 
@@ -176,7 +170,7 @@ class Emitter:
             self._watched[pos] = (reason, letter.error)
         key = entity_id.encode() if entity_id else raw.key
         try:
-            await self._send(
+            await deliveries.send(
                 self.topics.dead_letters, key=key, value=letter.model_dump_json().encode()
             )
         except Exception as send_exc:  # a dead letter must not take the worker down
@@ -189,7 +183,7 @@ class Emitter:
             minimal = letter.model_copy(update={
                 "original": RawRecord(key=None, value=None),
                 "details": details | {"original_dropped": str(send_exc)[:200]}})  # fmt: skip
-            await self._send(
+            await deliveries.send(
                 self.topics.dead_letters, key=key, value=minimal.model_dump_json().encode()
             )
         log.warning(
@@ -216,7 +210,7 @@ class Emitter:
             created_ms=now_ms(),
         )
         log.warning("%s %s: %s", self.entity, entity_id, message)
-        await self._send(
+        await deliveries.send(
             self.topics.notifications,
             key=(entity_id or "").encode(),
             value=note.model_dump_json().encode(),
