@@ -55,8 +55,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--poll-s", type=float, default=5, help="the poller's interval")
     p.add_argument("--rss-limit-mb", type=float, default=1024)
     env = os.environ.get
-    p.add_argument("--api-port", type=int, default=int(env("CDCSYNC_SOAK_API_PORT", "8960")))
-    p.add_argument("--web-port", type=int, default=int(env("CDCSYNC_SOAK_WEB_PORT", "6090")),
+    p.add_argument("--api-port", type=int, default=int(env("CDCSYNC_SOAK_API_PORT", "8967")))
+    p.add_argument("--web-port", type=int, default=int(env("CDCSYNC_SOAK_WEB_PORT", "6097")),
                    help="the first worker's; the second takes the next")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="leave table, connector and topics")
     p.add_argument("--out", type=Path, help="JSON file (default soak/results/<run>.json)")

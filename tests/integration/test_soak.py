@@ -31,8 +31,8 @@ def test_the_quick_soak_passes_every_check(
     running_stack: StackSettings, config: Config, tmp_path: Path
 ) -> None:
     out = tmp_path / "soak.json"
-    argv = ["--quick", "--out", str(out), "--api-port", str(8960 + PORT_OFFSET),
-            "--web-port", str(6090 + PORT_OFFSET)]  # fmt: skip
+    argv = ["--quick", "--out", str(out), "--api-port", str(8967 + PORT_OFFSET),
+            "--web-port", str(6097 + PORT_OFFSET)]  # fmt: skip
     try:
         code = main(argv)
     finally:  # the soak restarted the broker and Connect: the demo connector runs again
