@@ -122,6 +122,14 @@ class EntitySync:
     def setbacks(self) -> Setbacks:
         return Setbacks(self.entity, self.config, self.state, self.emit, self._write_status)
 
+    async def aclose(self) -> None:
+        """Close the sink's connections, if it was built; never raises (the worker stops)."""
+        if "sink" in self.__dict__:  # built on first use (functools.cached_property)
+            try:
+                await self.sink.aclose()
+            except Exception as exc:
+                log.warning("%s: closing the sink failed: %r", self.entity, exc)
+
     # -- consuming ---------------------------------------------------------------------
 
     async def process_batch(self, events: Sequence[EventT]) -> None:

@@ -27,3 +27,9 @@ class SyncApp(faust.App):
         self.config_path = config_path
         #: Each entity's sync, set by ``create_app``.
         self.syncs: dict[str, EntitySync] = {}
+
+    async def on_stop(self) -> None:
+        """Stop as Faust does (its streams drain first), then close the sinks' connections."""
+        await super().on_stop()
+        for sync in self.syncs.values():
+            await sync.aclose()

@@ -286,3 +286,18 @@ async def test_watch_turns_coalescing_off():
     await sync.process(feed("c", ADA))
     await sync.process_batch([feed("u", {**ADA, "first_name": n}) for n in ("A2", "A3")])
     assert [r["action"] for r in sync.topics.results.sent] == ["create", "update", "update"]
+
+
+async def test_aclose_closes_a_built_sink_and_leaves_an_unbuilt_one(sync):
+    closed: list[str] = []
+
+    async def aclose() -> None:
+        closed.append("sink")
+
+    sync.sink.aclose = aclose
+    await sync.aclose()
+    assert closed == ["sink"]
+    fresh = entity_sync(CONFIG)
+    fresh.__dict__.pop("sink", None)
+    await fresh.aclose()
+    assert "sink" not in fresh.__dict__  # closing built nothing
