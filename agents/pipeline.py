@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol
 
 from cdcsync import metrics
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "KeyedPipeline"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "STALL_REPORT_S", "KeyedPipeline"]
 
 log = logging.getLogger(__name__)
 
 #: Records taken from one partition and not yet acked, at most.
 DEFAULT_MAX_IN_FLIGHT = 500
+#: A full partition waiting this long logs the lanes holding it and where each waits.
+STALL_REPORT_S = 30.0
 
 
 class _Message(Protocol):
@@ -57,6 +60,7 @@ class KeyedPipeline:
         *,
         entity: str = "",
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        stall_report_s: float = STALL_REPORT_S,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, not {max_in_flight}")
@@ -69,6 +73,9 @@ class KeyedPipeline:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._in_flight = 0
+        self._stall_report_s = stall_report_s
+        #: key -> (when its current step started, its records, its lane task)
+        self._steps: dict[Hashable, tuple[float, list[Any], asyncio.Task[Any] | None]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -80,7 +87,14 @@ class KeyedPipeline:
         already has ``max_in_flight`` unfinished records. Raises a lane's failure."""
         self._raise_failure()
         room = self._room_of(event)
-        await room.acquire()
+        while room.locked():  # full: wait, and say what holds it instead of going quiet
+            try:
+                await asyncio.wait_for(room.acquire(), self._stall_report_s)
+                break
+            except TimeoutError:
+                self._report_stalls(event)
+        else:
+            await room.acquire()  # free: no wait, no task
         self._raise_failure()
         self._in_flight += 1
         metrics.set_in_flight(self._entity, self._in_flight)
@@ -112,6 +126,7 @@ class KeyedPipeline:
             while queue:
                 step = queue[:]
                 queue.clear()
+                self._steps[key] = (time.monotonic(), step, asyncio.current_task())
                 await self._run_key(step)
                 for event in step:
                     await self._ack(event)
@@ -124,6 +139,39 @@ class KeyedPipeline:
                 self._failure = exc
         finally:
             del self._lanes[key]  # unacked records dropped: Faust forgets them (weak set)
+            self._steps.pop(key, None)
+
+    def stalled(self, older_than_s: float) -> list[str]:
+        """The steps running for longer than ``older_than_s``: key, records, age, and where
+        the lane waits (its innermost frames), oldest first."""
+        now, found = time.monotonic(), []
+        for key, (started, step, task) in sorted(self._steps.items(), key=lambda i: i[1][0]):
+            if now - started < older_than_s:
+                continue
+            first = step[0].message
+            frames = _awaiting(task.get_coro()) if task is not None else []
+            where = " <- ".join(
+                f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno})"
+                for f in reversed(frames[-3:])
+            )
+            found.append(
+                f"key {key!r}: {len(step)} record(s) from {first.topic}[{first.partition}]"
+                f"@{first.offset}, running {now - started:.0f}s, waiting in {where or '?'}"
+            )
+        return found
+
+    def _report_stalls(self, event: Any) -> None:
+        msg = event.message
+        lanes = self.stalled(self._stall_report_s)
+        log.warning(
+            "%s: partition %s[%d] has had %d records in flight for %.0fs; the oldest steps: %s",
+            self._entity,
+            msg.topic,
+            msg.partition,
+            self._max_in_flight,
+            self._stall_report_s,
+            "; ".join(lanes[:5]) or "none older than that (records are ending slowly)",
+        )
 
     def _room_of(self, event: Any) -> asyncio.Semaphore:
         tp = (event.message.topic, event.message.partition)
@@ -140,3 +188,15 @@ class KeyedPipeline:
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+def _awaiting(coro: Any) -> list[Any]:
+    """The frames of a suspended coroutine and of what it awaits, outermost first."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames

@@ -164,3 +164,21 @@ def _stamping(send, stamps: list[float]):
 
 async def _no_ack(event: Event) -> None:
     return None
+
+
+async def test_a_full_partition_names_the_steps_holding_it(caplog):
+    rec = Recorder(hold="a")
+    pipeline = KeyedPipeline(rec.run_key, rec.ack, max_in_flight=1, stall_report_s=0.05)
+    await pipeline.put(record("a", 7))
+    blocked = asyncio.create_task(pipeline.put(record("b", 8)))
+    await asyncio.sleep(0.12)
+    assert not blocked.done()
+    assert "has had 1 records in flight" in caplog.text
+    assert "key b'a': 1 record(s) from t[0]@7" in caplog.text
+    assert (
+        "waiting in wait (locks.py" in caplog.text and "<- run_key (test_pipeline.py" in caplog.text
+    )
+    rec.release.set()
+    await blocked
+    await pipeline.join()
+    assert pipeline.stalled(0) == []
