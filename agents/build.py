@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import faust
 
 from cdcsync.agents.associations import ChildKeys, ParentLink
-from cdcsync.agents.controls import send_due_retries
+from cdcsync.agents.controls import send_due_retries, sweep_parked
 from cdcsync.agents.emit import Topics
 from cdcsync.agents.pipeline import KeyedPipeline
 from cdcsync.agents.poller import Poller
@@ -25,6 +26,10 @@ from cdcsync.sinks.writeback import PostgresWriter
 __all__ = ["build_syncs", "register_agents"]
 
 log = logging.getLogger(__name__)
+
+#: How often the retry timer looks through the whole state table for parked entities it
+#: did not store itself (recovered from the changelog after a start or a rebalance).
+SWEEP_EVERY_S = 30.0
 
 
 def _writer(config: Config, entity: EntityConfig, columns: set[str]) -> SourceWriter | None:
@@ -146,10 +151,15 @@ def _timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
 
 def _retry_timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
     sent: dict[str, int] = {}  # entity id -> retry_at already signalled
+    swept_at = -SWEEP_EVERY_S  # sweep at the first tick: states recovered at start
 
     async def retry_due() -> None:
+        nonlocal swept_at
         try:
-            await send_due_retries(sync.table, topic, sent)
+            if time.monotonic() - swept_at >= SWEEP_EVERY_S:
+                swept_at = time.monotonic()
+                await sweep_parked(sync.state)
+            await send_due_retries(sync.state, topic, sent)
         except Exception:  # the next tick tries again
             log.exception("%s: could not send due retries", sync.entity)
 

@@ -6,8 +6,9 @@ worker that owns the entity applies them in order with everything else.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import faust
 
@@ -23,7 +24,7 @@ from cdcsync.schemas.envelope import ChangeEvent, Control, parse_change
 from cdcsync.schemas.state import SyncState
 from cdcsync.sinks.base import counting
 
-__all__ = ["Controls", "RunChange", "send_due_retries"]
+__all__ = ["Controls", "RunChange", "send_due_retries", "sweep_parked"]
 
 
 class RunChange(Protocol):
@@ -166,21 +167,22 @@ class Controls:
         self.state.store(entity_id, unpark(self.state.load(entity_id) or SyncState()))
 
 
-async def send_due_retries(table: Any, topic: faust.TopicT, sent: dict[str, int]) -> int:
+async def send_due_retries(state: StateStore, topic: faust.TopicT, sent: dict[str, int]) -> int:
     """Send a retry record for each local parked entity whose retry is due.
 
-    ``sent`` remembers the ``retry_at_ms`` already signalled per entity, so a slow
-    consumer does not get one retry record per tick for the same due time.
+    Reads the store's index of parked entities (``StateStore.due``), checking each due
+    one against the table. ``sent`` remembers the ``retry_at_ms`` already signalled per
+    entity, so a slow consumer does not get one retry record per tick for the same due
+    time.
     """
     due = 0
     now = now_ms()
-    for entity_id, value in list(table.items()):
-        if not value or value.get("status") != "retrying" or not value.get("parked"):
-            continue
-        if value.get("hold"):
-            continue  # waits for an operator's retry, not for a timer
-        retry_at = value.get("retry_at_ms") or 0
+    for entity_id, retry_at in list(state.due.items()):
         if retry_at > now or sent.get(entity_id) == retry_at:
+            continue
+        value = state.table.get(entity_id)
+        state.note_due(entity_id, value)  # the table is the truth
+        if entity_id not in state.due or state.due[entity_id] != retry_at:
             continue
         key, _ = to_bytes(SyncState.model_validate(value).parked[0])
         control = Control(command="retry", requested_ms=now)
@@ -188,3 +190,15 @@ async def send_due_retries(table: Any, topic: faust.TopicT, sent: dict[str, int]
         sent[entity_id] = retry_at
         due += 1
     return due
+
+
+async def sweep_parked(state: StateStore, *, chunk: int = 500) -> int:
+    """Index the parked entities already in the table (recovered from its changelog after a
+    start or a rebalance, so never stored here); yields to the loop every ``chunk`` keys.
+    Returns how many are indexed."""
+    keys = list(state.table.keys())
+    for start in range(0, len(keys), chunk):
+        for entity_id in keys[start : start + chunk]:
+            state.note_due(entity_id, state.table.get(entity_id))
+        await asyncio.sleep(0)
+    return len(state.due)

@@ -26,6 +26,16 @@ WRITE_MARKS = 32
 WRITTEN = frozenset({"create", "update", "delete", "mark_target"})
 
 
+def _timer_retries(value: dict[str, Any] | None) -> bool:
+    """Parked behind a transient failure, not held for an operator: the timer retries it."""
+    return bool(
+        value
+        and value.get("status") == "retrying"
+        and value.get("parked")
+        and not value.get("hold")
+    )
+
+
 def next_state(
     state: SyncState | None, outcome: Outcome, position: SourcePosition, *, now_ms: int
 ) -> SyncState:
@@ -96,6 +106,9 @@ class StateStore:
         self.table = table
         #: faust GlobalTable[str, str]: external id -> entity key (JSON text).
         self.refs = refs
+        #: Parked entities a timer retries: entity id -> retry_at_ms, kept by every
+        #: :meth:`store`, so the timer need not decode the whole table on each tick.
+        self.due: dict[str, int] = {}
 
     def load(self, entity_id: str) -> SyncState | None:
         """The entity's sync state, or ``None`` if it was never seen."""
@@ -106,6 +119,18 @@ class StateStore:
         """Write the state back to the table (and so to its changelog)."""
         # Write the value back: Faust only logs assignments to the changelog.
         self.table[entity_id] = state.model_dump(mode="json")
+        if state.status == "retrying" and state.parked and not state.hold:
+            self.due[entity_id] = state.retry_at_ms or 0
+        else:
+            self.due.pop(entity_id, None)
+
+    def note_due(self, entity_id: str, value: dict[str, Any] | None) -> None:
+        """Index or unindex ``entity_id`` for the retry timer from its stored JSON value."""
+        if _timer_retries(value):
+            assert value is not None
+            self.due[entity_id] = value.get("retry_at_ms") or 0
+        else:
+            self.due.pop(entity_id, None)
 
     def link(self, raw: RawEvent, old: SyncState | None, new: SyncState) -> None:
         """Keep the external id -> entity key reference the poller needs."""

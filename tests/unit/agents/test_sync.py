@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cdcsync.agents.controls import send_due_retries
+from cdcsync.agents.controls import send_due_retries, sweep_parked
 from cdcsync.agents.sync import EntitySync
 from cdcsync.errors import SinkPermanentError, SinkTransientError
 from cdcsync.testing.events import Feed, Topic
@@ -167,9 +167,54 @@ async def test_due_retries_are_signalled_once_per_schedule(sync):
     await sync.process(feed("c", ADA))
     topic, sent = Topic(), {}
     topic.send = _capture(topic)
-    assert await send_due_retries(sync.table, topic, sent) == 1
-    assert await send_due_retries(sync.table, topic, sent) == 0
+    assert await send_due_retries(sync.state, topic, sent) == 1
+    assert await send_due_retries(sync.state, topic, sent) == 0
     assert topic.raw == [(b'{"id":1}', retry(force=False))]
+
+
+class Unlistable(dict):
+    """A state table whose whole-table reads fail: the timer must not decode every state."""
+
+    def items(self):
+        raise AssertionError("the retry timer listed the whole table")
+
+    keys = values = items
+
+
+async def test_the_retry_timer_reads_its_index_not_the_whole_table(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503, retry_after=0)]
+    await sync.process(feed("c", ADA))
+    sync.state.table = Unlistable(sync.table)
+    topic, sent = Topic(), {}
+    topic.send = _capture(topic)
+    assert await send_due_retries(sync.state, topic, sent) == 1
+
+
+async def test_a_sweep_finds_parked_entities_recovered_from_the_changelog(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503, retry_after=0)]
+    await sync.process(feed("c", ADA))
+    recovered = entity_sync(CONFIG)  # a worker that got the partition: the table, no index
+    recovered.table.update(sync.table)
+    topic, sent = Topic(), {}
+    topic.send = _capture(topic)
+    assert await send_due_retries(recovered.state, topic, sent) == 0
+    assert await sweep_parked(recovered.state, chunk=1) == 1
+    assert await send_due_retries(recovered.state, topic, sent) == 1
+
+
+async def test_an_entity_no_longer_parked_leaves_the_index(sync):
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503, retry_after=0)]
+    await sync.process(feed("c", ADA))
+    assert list(sync.state.due) == ["1"]
+    stale = dict(sync.table["1"], status="synced", parked=[])
+    sync.table["1"] = stale  # changed behind the index's back (a recovered write)
+    topic, sent = Topic(), {}
+    topic.send = _capture(topic)
+    assert await send_due_retries(sync.state, topic, sent) == 0
+    assert sync.state.due == {}
 
 
 def _capture(topic):
