@@ -304,24 +304,25 @@ def admin_client(
 
 
 def active_brokers(settings: StackSettings, *, timeout: float = 5.0) -> set[int]:
-    """The node ids the cluster lists as active brokers (empty if no node answers)."""
-    listening = [
-        f"{settings.host}:{port}"
-        for port in (settings.node_ports(n)[0] for n in settings.nodes)
-        if _port_open(settings.host, port)
-    ]
+    """The nodes that listen and that the cluster lists as active brokers (a node killed a
+    moment ago stays listed until its session times out)."""
+    listening = {n: settings.node_ports(n)[0] for n in settings.nodes}
+    listening = {n: port for n, port in listening.items() if _port_open(settings.host, port)}
     if not listening:
         return set()
-    try:  # bootstrapping from listening nodes only: no connection errors logged for the others
-        admin = admin_client(settings, timeout=timeout, bootstrap=",".join(listening))
+    # Bootstrapping from listening nodes only: no connection errors logged for the others.
+    bootstrap = ",".join(f"{settings.host}:{port}" for port in listening.values())
+    try:
+        admin = admin_client(settings, timeout=timeout, bootstrap=bootstrap)
     except KafkaError:
         return set()
     try:
-        return {int(b["node_id"]) for b in admin.describe_cluster().get("brokers") or ()}
+        listed = {int(b["node_id"]) for b in admin.describe_cluster().get("brokers") or ()}
     except KafkaError:
         return set()
     finally:
         admin.close()
+    return listed & set(listening)
 
 
 def healthy(settings: StackSettings, *, timeout: float = 5.0) -> bool:
