@@ -1,4 +1,12 @@
-"""The worker's Kafka consumer: Faust's aiokafka consumer, with a seek that rewinds offset 0 too.
+"""The worker's Kafka consumer: Faust's aiokafka consumer, with a seek that rewinds offset 0
+too, and commits of the entity topics that never pass an unprocessed record.
+
+Commits (``streams.commits``): records of a partition end out of order, and
+Faust's rule can commit past an unfinished one, or past a block of records a
+seek made it drop; a crash then loses them. On an entity topic the committed
+offset moves only over records processed one after another from it, and a
+record that stays unprocessed at the head while later ones were done is
+fetched again.
 
 Faust drops records it fetched but did not hand to an agent in two places:
 ``flow_control.resume()`` clears every agent's queue when a rebalance's recovery
@@ -34,7 +42,9 @@ topic) are sought as aiokafka does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -46,9 +56,14 @@ from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import Transport as FaustTransport
 from faust.types import TP
 
+from cdcsync.streams.commits import commit_point
+
 __all__ = ["Consumer", "Transport", "install", "seek_to_committed"]
 
 log = logging.getLogger(__name__)
+#: How long the committed offset's record may stay unprocessed, while later records of its
+#: partition were, before the partition is fetched again from it.
+HEAD_STUCK_S = 30.0
 _reseeks: set[asyncio.Future[None]] = set()
 
 
@@ -96,18 +111,64 @@ class _ConsumerThread(AIOKafkaConsumerThread):
 
 
 class Consumer(FaustConsumer):
-    """Faust's aiokafka consumer whose seek back to the committed offsets never skips."""
+    """Faust's aiokafka consumer whose seek back to the committed offsets never skips, and
+    whose commits of the entity topics never pass a record that was not processed."""
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _entity_topic(self, topic: str) -> bool:
+        config = getattr(self.app, "config", None)  # a SyncApp's; other apps: Faust's rules
+        return config is not None and any(e.topic == topic for e in config.entities.values())
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``: Faust's for its own topics; for an entity topic,
+        only over records acknowledged one after another from the committed offset."""
+        if not self._entity_topic(tp.topic):
+            return super()._new_offset(tp)
+        acked = self._acked[tp]
+        acked.sort()
+        point = commit_point(self._committed_offset[tp], acked)
+        self._acked_index[tp].difference_update(acked[: point.used])
+        del acked[: point.used]
+        self._watch_head(tp, stuck=point.offset is None and bool(acked))
+        return point.offset
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust counts a jump in the fetched offsets as done; on an entity topic the jump
+        comes from a seek racing the fetcher, and the records in it come again: not done."""
+        if not self._entity_topic(tp.topic):
+            await super()._add_gap(tp, offset_from, offset_to)
+
+    def _watch_head(self, tp: TP, *, stuck: bool) -> None:
+        """Fetch a partition again from its committed offset when that record has stayed
+        unprocessed for ``HEAD_STUCK_S`` while later ones were (the fetcher dropped it)."""
+        now = time.monotonic()
+        since = self._head_stuck.setdefault(tp, now) if stuck else self._head_stuck.pop(tp, None)
+        if not stuck or since is None or now - since < HEAD_STUCK_S:
+            return
+        log.warning(
+            "%s[%d]: offset %s not processed for %.0fs while later ones were; fetching the "
+            "partition again from it (what was done is skipped as already applied)",
+            tp.topic, tp.partition, self._committed_offset[tp], now - since,
+        )  # fmt: skip
+        self._head_stuck[tp] = now
+        self._spawn(self._seek_again())
+
+    @functools.cached_property
+    def _head_stuck(self) -> dict[TP, float]:
+        return {}
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        _reseeks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(_reseeks.discard)
 
     def resume_flow(self) -> None:
         """Resume, then seek to the committed offsets again: the resume may follow a clear
         of the agents' queues that dropped records fetched after Faust's own seek."""
         super().resume_flow()
-        task = asyncio.ensure_future(self._seek_again())
-        _reseeks.add(task)  # held until done: the loop keeps only weak references
-        task.add_done_callback(_reseeks.discard)
+        self._spawn(self._seek_again())
 
     async def _seek_again(self) -> None:
         try:
