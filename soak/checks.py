@@ -133,8 +133,9 @@ def offsets_accounted(c: Collected) -> tuple[Check, dict[str, int]]:
     """Every record of the entity topic ends in exactly one result or dead letter.
 
     A record Kafka delivers again after a kill -9 (processed, offset not yet committed)
-    gets a second outcome; one that is a ``skip`` of what was already done is counted as
-    a redelivery, reported but not a failure. Anything else twice is.
+    gets a second outcome; one that is a ``skip`` of what was already done, or the same
+    dead letter again (a bad record leaves no state to say it was seen), is counted as a
+    redelivery, reported but not a failure. Anything else twice is.
     """
     by_pos: dict[Position, list[Outcome]] = defaultdict(list)
     for o in c.outcomes:
@@ -144,7 +145,13 @@ def offsets_accounted(c: Collected) -> tuple[Check, dict[str, int]]:
     for pos, outs in sorted(by_pos.items()):
         if len(outs) == 1:
             continue
-        effective = [o for o in outs[1:] if not (o.kind == "result" and o.action == "skip")]
+        first = outs[0]
+        effective = [
+            o
+            for o in outs[1:]
+            if not (o.kind == "result" and o.action == "skip")
+            and not (o.kind == first.kind == "dead_letter" and o.action == first.action)
+        ]
         if effective:
             twice.append(f"{pos}: {[(o.kind, o.action, o.detail[:60]) for o in outs]}")
         else:

@@ -128,6 +128,9 @@ def write_config(
         "entities": {"contact": {
             "topic": names.entity_topic, "key": "id", "natural_key": ["email"],
             "mapping": MAPPING, "source": {"table": TABLE}, "poll": {"interval_s": poll_s},
+            # Enough attempts to ride out the injected outages (bursts of 25 x 429, 2%
+            # timeouts): a dead letter for retries exhausted counts against the soak.
+            "retry": {"max_attempts": 10, "cap_s": 10},
             "policies": {"conflict": "source_wins", "source_delete": "delete",
                          "target_delete": "ignore", "unknown_target": "ignore"},
             "target": {"provider": "rest", "settings": {

@@ -84,6 +84,16 @@ def test_offsets_need_an_outcome_and_a_redelivered_skip_is_no_second_one() -> No
     assert run_checks(c)[1] == {"redelivered_skips": 1, "applied_twice": 0}
 
 
+def test_a_bad_record_dead_lettered_again_after_a_crash_is_a_redelivery() -> None:
+    again = Outcome("dead_letter", (1, 0), "3", "malformed", "ValueError: not json")
+    c = _clean()
+    c.outcomes = [*c.outcomes, again]
+    assert _failed(c) == {}
+    assert run_checks(c)[1] == {"redelivered_skips": 1, "applied_twice": 0}
+    c.outcomes = [*c.outcomes, Outcome("result", (1, 0), "3", "update")]
+    assert run_checks(c)[1]["applied_twice"] == 1
+
+
 def test_an_offset_applied_twice_fails() -> None:
     c = _clean()
     c.outcomes = [*c.outcomes, Outcome("result", (0, 1), "2", "update")]
