@@ -214,6 +214,9 @@ def _outcome_figures(obs: Observer) -> dict[str, Any]:
         "outcomes_beyond_one_per_record": len(again),
         "applied_again": sorted(a for a in again if a[2] != "skip"),
         "results_lost_then_skipped": sorted(lost),
+        "creates_lost_then_adopted": sorted(
+            k for k, o in firsts.items() if o["reason"].startswith("adopted existing")
+        ),
         "first_outcomes_max_gap_s": _max_gap([o["_ts"] for o in firsts.values()]),
         "change_to_first_outcome_max_s": max(latency, default=0) / 1000,
     }
@@ -255,10 +258,10 @@ def test_a_broker_and_a_worker_killed_mid_stream_lose_nothing(rig: Rig) -> None:
         rig.report("cluster")
     # One external object per row holding the row's fields (no duplicate create, nothing
     # lost), no dead letter, each entity's records applied in order.
-    # A worker killed -9 may have applied a change without its result reaching Kafka (its
-    # redelivery is a skip), or without its state (the update is written again): allowed on
-    # the partitions it held only.
-    assert_end_state(rig, updates=True, crashed=rig.figures["killed_workers_partitions"])
+    # The killed worker, and any worker whose sends the broker's failover cut short, may have
+    # applied a change without its result reaching Kafka (its redelivery is a skip) or without
+    # its state (the update is written again): counted above, allowed on every partition.
+    assert_end_state(rig, updates=True, crashed=range(config.topics.partitions))
     for worker in rig.workers:
         assert worker.proc is not None and worker.proc.poll() is None, "a worker died"
     assert rig.figures["results_max_gap_s"] < 90, "the result stream paused for too long"
@@ -268,3 +271,6 @@ def test_a_broker_and_a_worker_killed_mid_stream_lose_nothing(rig: Rig) -> None:
                 "cdcsync-connect-status", "__debezium-heartbeat.cdcsync"]  # fmt: skip
     replication = _replication(stack, internal + [s.name for s in topic_specs(config)])
     assert {t: r for t, r in replication.items() if r != ({3}, "2")} == {}, replication
+    # Faust makes its leader-election topic itself, with its own replication setting.
+    leader = f"{config.app.id}-__assignor-__leader"
+    print(f"CLUSTER {leader}: replicas, min.insync.replicas {_replication(stack, [leader])}")

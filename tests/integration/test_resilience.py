@@ -349,17 +349,18 @@ def _debezium_streams(stack: StackSettings, timeout_s: float = 60) -> bool:
 
 
 def _lost_with_crash(reason: str) -> bool:
-    """A redelivered record's skip whose first outcome was lost with a worker killed -9: it
-    applied the change and stored its state, but its result never reached Kafka."""
+    """A redelivered record's skip whose first outcome was lost in a crash or failover: the
+    change was applied (or carried by a later one) and stored, its result never reached Kafka."""
     return reason.startswith(("already applied", "no mapped field changed"))
 
 
 def assert_end_state(rig: Rig, *, updates: bool = False, crashed: Collection[int] = ()) -> None:
     """One object per row with the row's fields; per entity: one create, in order, no DLQ.
 
-    On the ``crashed`` partitions (a worker killed -9 held them) a record may also have been
-    applied and stored without its result (its redelivery is a skip), or applied and reported
-    without its state (the next owner writes the same update again).
+    On the ``crashed`` partitions (a worker killed -9 held them, or a broker's failover cut
+    a worker's sends short) a record may also have been applied and stored without its
+    result (its redelivery is a skip), or applied and reported without its state (the next
+    owner writes the same values again, to the same external object).
     """
     with psycopg.connect(rig.stack.pg_dsn()) as db:
         rows = db.execute(
@@ -388,35 +389,50 @@ def assert_end_state(rig: Rig, *, updates: bool = False, crashed: Collection[int
         per_entity.setdefault(o["entity_id"], []).append(o)
     reapplied = []  # Kafka re-delivered a record (rebalance) and it was applied again
     for entity_id, outcomes in per_entity.items():
-        story = [(o["source"]["offset"], o["action"], o["reason"]) for o in outcomes]
         crash = outcomes[0]["source"]["partition"] in crashed
-        firsts: dict[int, tuple[str, str]] = {}  # each record's first outcome, as written
-        for offset, action, reason in story:
-            if offset not in firsts:
-                firsts[offset] = (action, reason)
-            elif action != "skip" and not (crash and action == "update"):
-                reapplied.append(f"id {entity_id} @{offset}: {story}")
-        # A coalesced change ends with its carrier (a later offset), so it is reported after
-        # it; every other record's outcome comes in offset order.
-        carried = {o: r for o, (_a, r) in firsts.items() if r.startswith("coalesced:")}
-        applied = [o for o in firsts if o not in carried]
-        assert applied == sorted(applied), f"id {entity_id}: applied out of order: {story}"
-        for offset, reason in carried.items():
-            carrier = int(re.search(r"offset (\d+)", reason).group(1))  # type: ignore[union-attr]
-            assert offset < carrier and carrier in firsts, f"id {entity_id}: {story}"
-        by_offset = [firsts[o] for o in sorted(firsts)]
-        if crash:  # what the lost result would have said
-            written = ["create", *["update"] * (len(by_offset) - 1)]
-            by_offset = [(w if _lost_with_crash(r) else a, r)
-                         for w, (a, r) in zip(written, by_offset, strict=True)]  # fmt: skip
-        actions = [action for action, _r in by_offset]
-        assert actions[0] == "create" and "create" not in actions[1:], f"id {entity_id}: {story}"
-        if updates:  # each update changes last_name: written, or carried by the next one
-            later = by_offset[1:]
-            assert all(a == "update" or r.startswith("coalesced:") for a, r in later), story
-            assert not later or later[-1][0] == "update", f"id {entity_id}: {story}"
+        reapplied += _check_entity(entity_id, outcomes, updates=updates, crash=crash)
     if reapplied:
         raise RedeliveryReappliedError(f"{len(reapplied)} applied twice, e.g. {reapplied[0]}")
+
+
+def _check_entity(
+    entity_id: str, outcomes: list[Event], *, updates: bool, crash: bool
+) -> list[str]:
+    """One entity's outcomes: in order, one create first; the records applied twice."""
+    story = [(o["source"]["offset"], o["action"], o["reason"]) for o in outcomes]
+    firsts: dict[int, tuple[str, str]] = {}  # each record's first outcome, as written
+    objects = {(o.get("external") or {}).get("id") for o in outcomes if o["action"] != "skip"}
+    reapplied = []
+    for offset, action, reason in story:
+        if offset not in firsts:
+            firsts[offset] = (action, reason)
+        elif action != "skip" and not (crash and len(objects) == 1):  # the same object again
+            reapplied.append(f"id {entity_id} @{offset}: {story}")
+    # After a crash a record's first outcome may be lost: its redelivery's skip does not say
+    # whether it was applied on its own or carried by a later one.
+    unknown = {o for o, (a, r) in firsts.items() if crash and a == "skip" and _lost_with_crash(r)}
+    # A coalesced change ends with its carrier (a later offset), so it is reported after
+    # it; every other record's outcome comes in offset order.
+    carried = {o: r for o, (_a, r) in firsts.items() if r.startswith("coalesced:")}
+    applied = [o for o in firsts if o not in carried and o not in unknown]
+    assert applied == sorted(applied), f"id {entity_id}: applied out of order: {story}"
+    for offset, reason in carried.items():
+        carrier = int(re.search(r"offset (\d+)", reason).group(1))  # type: ignore[union-attr]
+        assert offset < carrier and carrier in firsts, f"id {entity_id}: {story}"
+    by_offset = [firsts[o] for o in sorted(firsts) if o not in unknown]
+    if crash:  # a create whose result and state were lost: its redelivery finds the object
+        by_offset = [("create" if r.startswith("adopted existing object") else a, r)
+                     for a, r in by_offset]  # fmt: skip
+    actions = [action for action, _r in by_offset]
+    created_first = bool(actions) and actions[0] == "create"
+    assert created_first or min(firsts) in unknown, f"id {entity_id}: {story}"
+    assert "create" not in actions[1:], f"id {entity_id}: created twice: {story}"
+    if updates:  # each update changes last_name: written, or carried by the next one
+        later = by_offset[1:] if created_first else by_offset
+        assert all(a == "update" or r.startswith("coalesced:") for a, r in later), story
+        ends = not later or later[-1][0] == "update" or max(firsts) in unknown
+        assert ends, f"id {entity_id}: {story}"
+    return reapplied
 
 
 def _members(rig: Rig, n: int, timeout_s: float = 90) -> list[list[int]]:
