@@ -32,7 +32,8 @@ def render(report: dict[str, Any]) -> str:
         ("API faults fired", f"{api.get('faults_fired', 0):,}", ""),
         ("outcomes", f"{report['outcomes']['results']:,} results, "
          f"{report['outcomes']['dead_letters']:,} dead letters, "
-         f"{report['outcomes']['redelivered_skips']:,} redelivered as skip", ""),
+         f"{report['outcomes']['redelivered']:,} redelivered, "
+         f"{report['outcomes']['applied_again']:,} applied again", ""),
     ]  # fmt: skip
     rows += [(c["name"], c["figure"], "pass" if c["passed"] else "FAIL") for c in report["checks"]]
     nw = max(len(r[0]) for r in rows)
