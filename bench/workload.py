@@ -22,6 +22,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from cdcsync.connect.register import register, unregister
+from cdcsync.connect.slots import drop_slot
 from cdcsync.demo.harness import end_offsets as _end_offsets
 from cdcsync.stack.kafka import TopicSpec, ensure_topics
 from cdcsync.stack.settings import StackSettings
@@ -139,28 +140,12 @@ def _bench_connectors(stack: StackSettings) -> list[str]:
     return [n for n in names if n.startswith("cdcsync-bench")]
 
 
-def _drop_slot(conn: psycopg.Connection[Any], *, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        row = conn.execute(
-            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", [SLOT]
-        ).fetchone()
-        if row is None:
-            return
-        if row[0] is None:
-            conn.execute("SELECT pg_drop_replication_slot(%s)", [SLOT])
-            return
-        if time.monotonic() > deadline:  # our connector is gone: end its walsender
-            conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
-        time.sleep(0.3)
-
-
 def cleanup(stack: StackSettings, *, drop_table: bool = True) -> None:
     """Remove the bench connector(s), slot, publication and table; idempotent."""
     for name in _bench_connectors(stack):
         unregister(stack.connect_url, name)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        _drop_slot(conn)
+        drop_slot(conn, SLOT)
         conn.execute(f"DROP PUBLICATION IF EXISTS {SLOT}")
         if drop_table:
             conn.execute(f"DROP TABLE IF EXISTS public.{BENCH_TABLE}")

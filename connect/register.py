@@ -26,6 +26,7 @@ __all__ = [
     "register",
     "summarize_trace",
     "unregister",
+    "wait_running",
 ]
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,21 @@ def _running(status: dict[str, Any]) -> bool:
         and bool(tasks)
         and all(t.get("state") == "RUNNING" for t in tasks)
     )
+
+
+def wait_running(connect_url: str, name: str, *, timeout_s: float = 180.0) -> None:
+    """Until the connector and each of its tasks say RUNNING (after a restart of Connect);
+    ConnectError with the last status seen after ``timeout_s``."""
+    deadline, status = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        try:
+            status = connector_status(connect_url, name)
+        except (ConnectError, httpx.HTTPError):  # the REST API may not answer yet
+            status = None
+        if status is not None and _running(status):
+            return
+        time.sleep(0.5)
+    raise ConnectError(f"connector {name} not RUNNING after {timeout_s:.0f}s: {status}")
 
 
 def register(

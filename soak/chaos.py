@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from cdcsync.connect.register import connector_status
+from cdcsync.connect.register import wait_running
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.errors import StackError
 from cdcsync.soak.schedule import Fault, burst_rule
@@ -45,19 +45,6 @@ def start_worker(worker: WorkerProcess, *, attempts: int = 3) -> None:
             worker.stop(kill=True)
             if attempt == attempts - 1:
                 raise
-
-
-def wait_connector(stack: StackSettings, name: str, timeout_s: float = 180) -> None:
-    """Until the connector and its task run again."""
-    deadline, status = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # the REST API may not answer yet
-            status = connector_status(stack.connect_url, name) or {}
-            states = {status["connector"]["state"], *(t["state"] for t in status["tasks"])}
-            if status["tasks"] and states == {"RUNNING"}:
-                return
-        time.sleep(0.5)
-    raise StackError(f"connector {name} not RUNNING after {timeout_s:.0f}s: {status}")
 
 
 def ensure_stack(stack: StackSettings) -> list[str]:
@@ -128,13 +115,13 @@ class FaultRunner(threading.Thread):
         connect_worker.stop(self.stack)
         connect_worker.start(self.stack, self.stack.connect_libs, self.stack.plugin_path,
                              required=[POSTGRES_CONNECTOR], progress=_quiet)  # fmt: skip
-        wait_connector(self.stack, self.connector)
+        wait_running(self.stack.connect_url, self.connector)
 
     def _restart_broker(self, _fault: Fault) -> None:
         kafka.stop(self.stack)
         pid = kafka.launch(self.stack, self.stack.kafka_libs, _quiet)
         kafka.wait_healthy(self.stack, pid)
-        wait_connector(self.stack, self.connector)
+        wait_running(self.stack.connect_url, self.connector)
 
     def _burst(self, _fault: Fault) -> None:
         answer = httpx.post(f"{self.api_url}/_admin/faults", json=burst_rule(), timeout=10)

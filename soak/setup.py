@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import yaml
 from kafka.errors import KafkaError
 
 from cdcsync.connect.register import register, unregister
+from cdcsync.connect.slots import drop_slot
 from cdcsync.soak.checks import MAPPING
 from cdcsync.stack.kafka import TopicSpec, admin_client, ensure_topics
 from cdcsync.stack.settings import StackSettings
@@ -58,22 +58,6 @@ class SoakNames:
         self.connector = f"cdcsync-soak-{run_id}"
 
 
-def _drop_slot(conn: psycopg.Connection[Any], *, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        row = conn.execute(
-            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", [SLOT]
-        ).fetchone()
-        if row is None:
-            return
-        if row[0] is None:
-            conn.execute("SELECT pg_drop_replication_slot(%s)", [SLOT])
-            return
-        if time.monotonic() > deadline:  # our connector is gone: end its walsender
-            conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
-        time.sleep(0.3)
-
-
 def cleanup(stack: StackSettings) -> None:
     """Remove every soak connector, the slot, publication, table, topics and groups."""
     names = httpx.get(f"{stack.connect_url}/connectors", timeout=30).json()
@@ -81,7 +65,7 @@ def cleanup(stack: StackSettings) -> None:
         if name.startswith("cdcsync-soak"):
             unregister(stack.connect_url, name)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        _drop_slot(conn)
+        drop_slot(conn, SLOT)
         conn.execute(f"DROP PUBLICATION IF EXISTS {SLOT}")
         conn.execute(f"DROP TABLE IF EXISTS public.{TABLE}")
     with contextlib.suppress(KafkaError):  # tidying only

@@ -34,7 +34,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from cdcsync.connect.register import connector_files, connector_status, load
+from cdcsync.connect.register import connector_files, load, wait_running
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.refapi.server import run_in_thread
 from cdcsync.schemas.config import Config
@@ -467,19 +467,6 @@ def test_a_second_worker_joins_and_the_first_leaves_mid_stream(make_rig: Callabl
     assert_end_state(rig, updates=True)
 
 
-def _connector_running(stack: StackSettings, timeout_s: float = 120) -> None:
-    name = load(connector_files()[0]).name
-    deadline, status = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # the REST API may not answer yet
-            status = connector_status(stack.connect_url, name) or {}
-            states = {status["connector"]["state"], *(t["state"] for t in status["tasks"])}
-            if status["tasks"] and states == {"RUNNING"}:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"connector {name} not RUNNING after {timeout_s}s: {status}")
-
-
 def _kill_connect(stack: StackSettings) -> None:
     """kill -9 Kafka Connect, as a crash would: no offset flush, no clean task stop."""
     pid = connect_worker.pidfile(stack).live_pid()
@@ -543,3 +530,7 @@ def test_broker_restart_mid_stream_loses_nothing(make_rig: Callable[..., Rig]):
     outage = sum(rig.figures[k] for k in ("broker_stop_s", "broker_launch_s", "broker_healthy_s"))
     pause = rig.figures["debezium_max_gap_s"]
     assert pause < outage + 30, f"Debezium paused {pause:.0f}s for a {outage:.0f}s broker outage"
+
+
+def _connector_running(stack: StackSettings, timeout_s: float = 120) -> None:
+    wait_running(stack.connect_url, load(connector_files()[0]).name, timeout_s=timeout_s)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cdcsync.connect.register import connector_files, load
+from cdcsync.connect.register import connector_files, load, wait_running
 from cdcsync.schemas.config import Config
-from cdcsync.soak.chaos import wait_connector
 from cdcsync.soak.report import render
 from cdcsync.soak.run import main
 from cdcsync.stack.settings import StackSettings
@@ -41,7 +40,7 @@ def test_the_quick_soak_passes_every_check_but_the_known_limit(
         code = main(argv)
     finally:  # the soak restarted the broker and Connect: the demo connector runs again
         stack_up(config, progress=lambda _msg: None)
-        wait_connector(running_stack, load(connector_files()[0]).name)
+        wait_running(running_stack.connect_url, load(connector_files()[0]).name)
     report = json.loads(out.read_text())
     print(f"\nSOAK {json.dumps({k: report[k] for k in ('durations_s', 'faults', 'outcomes')})}")
     checks = {c["name"]: c for c in report["checks"]}
