@@ -38,6 +38,9 @@ from cdcsync.soak.workload import build_workload, counts
 from cdcsync.stack import kafka
 from cdcsync.stack.settings import StackSettings
 
+#: How long the drain waits for external edits once nothing else moves.
+EDITS_WAIT_S = 60
+
 __all__ = ["main"]
 
 HERE = Path(__file__).resolve().parent
@@ -182,21 +185,23 @@ class Soak:
         return 0 if self.report["passed"] else 1
 
     def drain(self, reader: collect.TopicReader, loader: Loader) -> float:
-        """Until every record has an outcome, no new records come and every edit is back."""
+        """Until every record has an outcome, no new records come and every edit is back; an
+        edit not back a minute after everything else settled (a dozen polls) will not come."""
         print("drain: faults cleared; waiting for every record's outcome", flush=True)
-        t0, settled = time.monotonic(), 0
+        t0, settled, stalled = time.monotonic(), 0, 0
         while time.monotonic() - t0 < self.a.drain_s:
             before = len(reader.records)
             reader.catch_up()
             rows = collect.source_rows(self.stack)
             by_id = {r["id"]: r["notes"] for r in rows.values()}
             edits_back = all(by_id.get(i) == v for i, v in loader.edits.items())
-            done = not reader.pending() and len(reader.records) == before and edits_back
-            settled = settled + 1 if done else 0
+            idle = not reader.pending() and len(reader.records) == before
+            settled = settled + 1 if idle and edits_back else 0
+            stalled = stalled + 1 if idle and not edits_back else 0
             print(f"  drain {time.monotonic() - t0:5.0f}s: {len(reader.records):,} records, "
                   f"{len(reader.pending()):,} without an outcome; edits back: {edits_back}",
                   flush=True)  # fmt: skip
-            if settled >= 2:
+            if settled >= 2 or stalled * 5 >= EDITS_WAIT_S:
                 break
             time.sleep(5)
         return time.monotonic() - t0
