@@ -223,6 +223,8 @@ def _latency_phases(
             live.stop()
             run.configure("live", bulk_max)
             live.start()
+            # Warm up (connections, caches) unmeasured: the first step is not a cold start.
+            phases.steady(stack, api, workload, rate=50, seconds=4)
         print(f"saturation ({label}) ...", flush=True)
         found[label] = latency.saturation(stack, api, workload, seconds=a.saturation_s)
 
