@@ -5,9 +5,9 @@ runs its queued records in order; a record of another key goes to its own lane
 at once, so one slow call holds only its own entity. A lane takes everything
 queued for its key in one step (consecutive updates then coalesce), and acks
 those records when the step has ended them and their results are delivered.
-Faust commits a partition's acked offsets up to the first one not acked, so a
-crash replays from the lowest unfinished record and the state's "already
-applied" check skips what was done.
+The worker commits a partition only up to its first record not acked
+(``streams.commits``), so a crash replays from the lowest unfinished record and
+the state's "already applied" check skips what was done.
 
 The partition stays the entity's lock: a key has at most one lane, and Faust
 waits for every record it handed out to be acked before it gives a partition
@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Protocol
+from typing import Any
 
 from cdcsync import metrics
 
@@ -34,19 +34,9 @@ DEFAULT_MAX_IN_FLIGHT = 500
 STALL_REPORT_S = 30.0
 
 
-class _Message(Protocol):
-    topic: str
-    partition: int
-
-
-class _Event(Protocol):
-    key: Any
-    message: Any  # _Message
-
-
 #: Runs the records of one key, in order, and returns once they ended and are delivered.
 RunKey = Callable[[list[Any]], Awaitable[None]]
-#: Marks one record done so its offset may be committed (``stream.ack``).
+#: Marks one record done so its offset may be committed (drops its last reference).
 Ack = Callable[[Any], Awaitable[Any]]
 
 
