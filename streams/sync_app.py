@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.types import ProducerT
 
 from cdcsync.agents.sync import EntitySync
 from cdcsync.schemas.config import Config
 
-__all__ = ["SyncApp"]
+__all__ = ["CHANGELOG_BUFFER", "SyncApp"]
+
+#: Table writes (changelog records) waiting for the producer before the stream pauses.
+CHANGELOG_BUFFER = 2000
 
 
 class SyncApp(faust.App):
@@ -27,6 +31,13 @@ class SyncApp(faust.App):
         self.config_path = config_path
         #: Each entity's sync, set by ``create_app``.
         self.syncs: dict[str, EntitySync] = {}
+
+    def _new_producer(self) -> ProducerT:
+        """Faust's producer, its buffer of table writes sized for a burst of records: at
+        Faust's 100, every burst paused the stream to flush it (and logged a warning)."""
+        producer = super()._new_producer()
+        producer.buffer.max_messages = CHANGELOG_BUFFER
+        return producer
 
     async def on_stop(self) -> None:
         """Stop as Faust does (its streams drain first), then close the sinks' connections."""

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-import yaml
 from faust.types import TP
 
-from cdcsync.schemas.config import Config
 from cdcsync.streams.commits import CommitPoint, commit_point
 
 
@@ -30,26 +24,6 @@ def test_offsets_already_committed_are_dropped():
 def test_a_first_commit_takes_the_first_run_and_a_repeat_is_no_gap():
     assert commit_point(None, [3, 4, 6]) == CommitPoint(5, 2)
     assert commit_point(0, [0, 1, 1, 2]) == CommitPoint(3, 4)
-
-
-@pytest.fixture
-def consumer(tmp_path: Any) -> Iterator[Any]:
-    """The worker app's consumer (not started); its thread's event loop closed after."""
-    from cdcsync.streams.app import create_app
-
-    data = {
-        "app": {"id": "t-commits", "datadir": str(tmp_path)},
-        "entities": {
-            "contact": {
-                "topic": "t.contact",
-                "mapping": {"email": "email"},
-                "target": {"provider": "rest", "settings": {"base_url": "http://127.0.0.1:1"}},
-            }
-        },
-    }
-    made = create_app(Config.model_validate(yaml.safe_load(yaml.safe_dump(data)))).consumer
-    yield made
-    made._thread.thread_loop.close()
 
 
 async def test_the_worker_consumer_holds_an_entity_topic_at_an_unfinished_record(consumer):

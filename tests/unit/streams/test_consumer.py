@@ -75,3 +75,9 @@ def test_the_app_consumes_with_the_worker_consumer(tmp_path: Any) -> None:
     app = create_app(config)
     assert isinstance(app.transport, worker_consumer.Transport)
     assert app.transport.Consumer is worker_consumer.Consumer
+
+
+def test_the_worker_producer_buffers_a_burst_of_table_writes(consumer):
+    from cdcsync.streams.sync_app import CHANGELOG_BUFFER
+
+    assert consumer.app.producer.buffer.max_messages == CHANGELOG_BUFFER > 100
