@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 #: How long the agent gathers arriving records before handing them to their lanes.
 TAKE_WITHIN_S = 0.01
-#: How often the retry timer looks through the whole state table for parked entities it
-#: did not store itself (recovered from the changelog after a start or a rebalance).
-SWEEP_EVERY_S = 30.0
+#: Besides each change of partitions, how often the retry timer looks through the whole
+#: state table for parked entities it did not store itself (recovered from the changelog).
+SWEEP_S = 300.0
 
 
 def _writer(config: Config, entity: EntityConfig, columns: set[str]) -> SourceWriter | None:
@@ -153,13 +153,16 @@ def _timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
 
 def _retry_timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
     sent: dict[str, int] = {}  # entity id -> retry_at already signalled
-    swept_at = -SWEEP_EVERY_S  # sweep at the first tick: states recovered at start
+    swept: tuple[frozenset[Any], float] | None = None  # the assignment swept, and when
 
     async def retry_due() -> None:
-        nonlocal swept_at
+        nonlocal swept
         try:
-            if time.monotonic() - swept_at >= SWEEP_EVERY_S:
-                swept_at = time.monotonic()
+            # States recovered from the changelog never went through the store's index:
+            # sweep when the partitions change (a start, a rebalance), and now and then.
+            assigned = _assignment(topic)
+            if swept is None or swept[0] != assigned or time.monotonic() - swept[1] > SWEEP_S:
+                swept = (assigned, time.monotonic())
                 await sweep_parked(sync.state)
             await send_due_retries(sync.state, topic, sent)
         except Exception:  # the next tick tries again
@@ -167,6 +170,14 @@ def _retry_timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
 
     retry_due.__name__ = retry_due.__qualname__ = f"retry_{sync.entity}"
     return retry_due
+
+
+def _assignment(topic: faust.TopicT) -> frozenset[Any]:
+    """The partitions the worker holds now (none while its consumer starts)."""
+    try:
+        return frozenset(topic.app.consumer.assignment())
+    except Exception:  # ConsumerNotStarted: nothing to sweep yet
+        return frozenset()
 
 
 def agent_for(sync: EntitySync, config: Config) -> Callable[[faust.StreamT], Any]:

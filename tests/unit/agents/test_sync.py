@@ -346,3 +346,26 @@ async def test_aclose_closes_a_built_sink_and_leaves_an_unbuilt_one(sync):
     fresh.__dict__.pop("sink", None)
     await fresh.aclose()
     assert "sink" not in fresh.__dict__  # closing built nothing
+
+
+async def test_the_retry_timer_sweeps_when_the_partitions_change_not_every_tick(sync):
+    from types import SimpleNamespace
+
+    from cdcsync.agents.build import _retry_timer_for
+
+    feed = Feed()
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503, retry_after=0)]
+    await sync.process(feed("c", ADA))
+    recovered = entity_sync(CONFIG)  # the parked state arrives with a partition
+    assigned: set[int] = set()
+    topic = Topic()
+    topic.send = _capture(topic)
+    topic.app = SimpleNamespace(consumer=SimpleNamespace(assignment=lambda: set(assigned)))
+    tick = _retry_timer_for(recovered, topic)
+    await tick()
+    recovered.table.update(sync.table)  # recovered from the changelog: not in the index
+    await tick()
+    assert topic.raw == []  # same partitions: no sweep, so not found yet
+    assigned.add(0)
+    await tick()
+    assert [key for key, _body in topic.raw] == [b'{"id":1}']
