@@ -19,7 +19,8 @@ class RefApiProcess:
         self.url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "cdcsync.refapi", "--port", str(port),
                "--latency-ms", str(latency_ms), "--log-level", "WARNING"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self._log = log.open("ab")  # closed by stop()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -27,6 +28,7 @@ class RefApiProcess:
                 return
             except httpx.HTTPError:
                 time.sleep(0.2)
+        self.stop()
         raise RuntimeError(f"reference API did not start on {self.url}; see {log}")
 
     def reset(self) -> None:
@@ -46,6 +48,9 @@ class RefApiProcess:
         return int(httpx.get(f"{self.url}/_admin/stats", timeout=30).json()["requests"]["total"])
 
     def stop(self) -> None:
-        """Terminate the process and wait for it."""
-        self.proc.terminate()
-        self.proc.wait(10)
+        """Terminate the process, wait for it and close its log."""
+        try:
+            self.proc.terminate()
+            self.proc.wait(10)
+        finally:
+            self._log.close()
