@@ -68,20 +68,28 @@ _reseeks: set[asyncio.Future[None]] = set()
 
 
 async def seek_to_committed(
-    consumer: aiokafka.AIOKafkaConsumer, *, reset: str, internal: Collection[str] = ()
+    consumer: aiokafka.AIOKafkaConsumer,
+    *,
+    reset: str,
+    internal: Collection[str] = (),
+    starts: dict[Any, int] | None = None,
 ) -> dict[Any, int | None]:
     """Seek each assigned partition to its committed offset (0 too); the committed offsets.
 
     A partition without one goes to its beginning when ``reset`` is ``earliest``.
     The partitions of Faust's ``internal`` topics (table changelogs, whose positions
     its recovery owns, and the assignor's leader topic) are only sought above 0, as
-    aiokafka does. Runs in the consumer's thread (the aiokafka consumer's loop).
+    aiokafka does. ``starts`` gets the offset each other partition now starts from
+    (Faust keeps no committed offset for 0 or none). Runs in the consumer's thread.
     """
+    starts = {} if starts is None else starts
     committed: dict[Any, int | None] = {}
     rewind: list[Any] = []
     for tp in sorted(consumer.assignment()):
         offset = await consumer.committed(tp)
         committed[tp] = offset
+        if tp.topic not in internal and offset is not None:
+            starts[tp] = offset
         if offset is not None and offset > 0:
             consumer.seek(tp, offset)  # what aiokafka's seek_to_committed does
         elif tp.topic in internal:
@@ -96,6 +104,7 @@ async def seek_to_committed(
         # fetcher's next round to reset the positions (over a second).
         for tp, start in (await consumer.beginning_offsets(rewind)).items():
             consumer.seek(tp, start)
+            starts[tp] = start
     return committed
 
 
@@ -105,7 +114,11 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         reset = str(self.app.conf.consumer_auto_offset_reset)
         internal = self.app.tables.changelog_topics | set(self.consumer.randomly_assigned_topics)
         result = await self.call_thread(
-            seek_to_committed, self._ensure_consumer(), reset=reset, internal=internal
+            seek_to_committed,
+            self._ensure_consumer(),
+            reset=reset,
+            internal=internal,
+            starts=getattr(self.consumer, "fetch_starts", None),  # our Consumer's
         )
         return result  # type: ignore[return-value]  # None: no committed offset, as aiokafka
 
@@ -128,7 +141,8 @@ class Consumer(FaustConsumer):
             return super()._new_offset(tp)
         acked = self._acked[tp]
         acked.sort()
-        point = commit_point(self._committed_offset[tp], acked)
+        committed = self._committed_offset[tp]  # None for 0 too: then where the fetch began
+        point = commit_point(self.fetch_starts.get(tp) if committed is None else committed, acked)
         self._acked_index[tp].difference_update(acked[: point.used])
         del acked[: point.used]
         self._watch_head(tp, stuck=point.offset is None and bool(acked))
@@ -157,6 +171,12 @@ class Consumer(FaustConsumer):
 
     @functools.cached_property
     def _head_stuck(self) -> dict[TP, float]:
+        return {}
+
+    @functools.cached_property
+    def fetch_starts(self) -> dict[TP, int]:
+        """Where each entity partition's fetch began at the last seek to the committed
+        offsets (filled by the consumer thread's seek)."""
         return {}
 
     def _spawn(self, coro: Any) -> None:

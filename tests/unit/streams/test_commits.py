@@ -41,3 +41,13 @@ async def test_a_jump_in_fetched_offsets_is_no_gap_on_an_entity_topic(consumer):
     await consumer._add_gap(changelog, 470, 472)
     assert not consumer._gap[entity]
     assert consumer._gap[changelog]  # Faust's own topics keep its rule
+
+
+async def test_without_a_committed_offset_the_fetch_start_holds_the_commit(consumer):
+    # Faust keeps no committed offset for 0: the first record unfinished must still hold.
+    tp = TP("t.contact", 0)
+    consumer.fetch_starts[tp] = 0
+    consumer._acked[tp] = [1, 2, 3]
+    assert consumer._new_offset(tp) is None
+    consumer._acked[tp].insert(0, 0)
+    assert consumer._new_offset(tp) == 4

@@ -81,3 +81,10 @@ def test_the_worker_producer_buffers_a_burst_of_table_writes(consumer):
     from cdcsync.streams.sync_app import CHANGELOG_BUFFER
 
     assert consumer.app.producer.buffer.max_messages == CHANGELOG_BUFFER > 100
+
+
+async def test_the_seek_says_where_each_entity_partition_starts() -> None:
+    fake = FakeConsumer({TICKET[0]: 0, TICKET[1]: 7, TICKET[2]: None, CHANGELOG: 3})
+    starts: dict = {}
+    await seek_to_committed(fake, reset="earliest", internal={CHANGELOG.topic}, starts=starts)  # type: ignore[arg-type]
+    assert starts == {TICKET[0]: 0, TICKET[1]: 7, TICKET[2]: 0}
