@@ -435,8 +435,11 @@ def _check_entity(
     return reapplied
 
 
-def _members(rig: Rig, n: int, timeout_s: float = 90) -> list[list[int]]:
-    """Wait until ``n`` workers hold partitions of the entity topic; their partitions."""
+def _members(
+    rig: Rig, n: int, timeout_s: float = 90, *, holding: int | None = None
+) -> list[list[int]]:
+    """Wait until the group is stable with ``n`` workers, ``holding`` of them (default:
+    all) holding partitions of the entity topic; their partitions."""
     admin = KafkaAdminClient(bootstrap_servers=rig.stack.bootstrap_servers)
     deadline, held = time.monotonic() + timeout_s, []
     with contextlib.closing(admin):
@@ -444,7 +447,8 @@ def _members(rig: Rig, n: int, timeout_s: float = 90) -> list[list[int]]:
             (group,) = admin.describe_consumer_groups([rig.config.app.id])
             held = [sorted(p for t, ps in m.member_assignment.assignment if t == TOPIC for p in ps)
                     for m in group.members if m.member_assignment]  # fmt: skip
-            if group.state == "Stable" and len([ps for ps in held if ps]) == n:
+            holders = len([ps for ps in held if ps])
+            if group.state == "Stable" and len(held) == n and holders >= (holding or n):
                 return sorted(held)
             time.sleep(0.5)
     raise AssertionError(f"not {n} workers holding {TOPIC} after {timeout_s}s: {held}")
