@@ -33,6 +33,7 @@ __all__ = [
     "Workload",
     "build_workload",
     "cleanup",
+    "contact_ddl",
     "end_offsets",
     "load_fast",
     "load_steady",
@@ -47,8 +48,12 @@ CONNECTOR_TEMPLATE = Path(__file__).resolve().parent / "connector.json"
 _FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Ken", "Frances", "Niklaus"]
 _LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Thompson", "Allen"]
 
-DDL = f"""
-CREATE TABLE public.{BENCH_TABLE} (
+
+def contact_ddl(table: str) -> str:
+    """The contact table the bench and the soak sync: the demo's columns, full replica
+    identity (deletes carry their row)."""
+    return f"""
+CREATE TABLE public.{table} (
     id          bigint PRIMARY KEY,
     first_name  text,
     last_name   text,
@@ -57,7 +62,7 @@ CREATE TABLE public.{BENCH_TABLE} (
     notes       text,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE public.{BENCH_TABLE} REPLICA IDENTITY FULL;
+ALTER TABLE public.{table} REPLICA IDENTITY FULL;
 """
 
 
@@ -187,7 +192,7 @@ def setup(stack: StackSettings, run_dir: Path, run_id: str, partitions: int) -> 
     delete_topics(stack, [BENCH_TOPIC])
     _wait_topic_gone(stack, BENCH_TOPIC)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        conn.execute(DDL.encode())
+        conn.execute(contact_ddl(BENCH_TABLE).encode())
     ensure_topics([TopicSpec(BENCH_TOPIC, partitions)], settings=stack)
     path, name = _connector_file(run_dir, run_id)
     register(stack.connect_url, path, timeout=120)

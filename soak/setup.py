@@ -18,6 +18,7 @@ import psycopg
 import yaml
 from kafka.errors import KafkaError
 
+from cdcsync.bench.workload import contact_ddl
 from cdcsync.connect.register import register, unregister
 from cdcsync.connect.slots import drop_slot
 from cdcsync.soak.checks import MAPPING
@@ -31,18 +32,6 @@ __all__ = ["TABLE", "SoakNames", "cleanup", "create", "write_config"]
 TABLE = "soak_contact"
 SLOT = "cdcsync_soak"
 CONNECTOR_TEMPLATE = Path(__file__).resolve().parent / "connector.json"
-DDL = f"""
-CREATE TABLE public.{TABLE} (
-    id          bigint PRIMARY KEY,
-    first_name  text,
-    last_name   text,
-    email       text NOT NULL UNIQUE,
-    phone       text,
-    notes       text,
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE public.{TABLE} REPLICA IDENTITY FULL;
-"""
 
 
 class SoakNames:
@@ -84,7 +73,7 @@ def create(stack: StackSettings, names: SoakNames, run_dir: Path) -> None:
     """A fresh table, the entity topic, and the connector streaming the table into it."""
     cleanup(stack)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        conn.execute(DDL.encode())
+        conn.execute(contact_ddl(TABLE).encode())
     ensure_topics([TopicSpec(names.entity_topic, stack.partitions)], settings=stack)
     doc = json.loads(CONNECTOR_TEMPLATE.read_text())
     doc["name"] = names.connector
