@@ -103,10 +103,13 @@ class Loader(threading.Thread):
                     cur.execute(f"DELETE FROM public.{TABLE} WHERE id = %s", (s.id,))
         self.done += len(batch)
 
-    def _edit(self, entity_id: int, notes: str) -> None:
-        """Someone edits the two-way object's notes in the API (retried through its faults)."""
+    def _edit(self, entity_id: int, notes: str, *, within_s: float = 120.0) -> None:
+        """Someone edits the two-way object's notes in the API, retrying through its faults
+        (a 429's ``Retry-After`` honoured) for up to ``within_s``."""
         self.deferred.pop(entity_id, None)
-        for _attempt in range(20):
+        deadline = time.monotonic() + within_s
+        last = "no attempt"
+        while time.monotonic() < deadline:
             try:
                 page = self.api.get(CONTACTS, params={"email": email_of(entity_id)})
                 page.raise_for_status()
@@ -120,10 +123,15 @@ class Loader(threading.Thread):
                 put.raise_for_status()
                 self.edits[entity_id] = notes
                 break
-            except (httpx.HTTPError, ValueError, KeyError):
+            except httpx.HTTPStatusError as exc:
+                answer = exc.response
+                last = f"{exc.request.method} answered {answer.status_code}: {answer.text[:200]}"
+                time.sleep(_retry_after(answer))
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
                 time.sleep(0.5)
         else:
-            self.failures.append(f"edit of id {entity_id} failed 20 times")
+            self.failures.append(f"edit of id {entity_id} failed for {within_s:.0f} s ({last})")
         self.done += entity_id not in self.deferred
 
     def _malformed(self, producer: KafkaProducer, entity_id: int, n: int) -> None:
@@ -135,3 +143,11 @@ class Loader(threading.Thread):
             self.failures.append(f"malformed record for id {entity_id} not produced: {exc}")
             return
         self.malformed.add((meta.partition, meta.offset))
+
+
+def _retry_after(answer: httpx.Response) -> float:
+    """Seconds to wait before the next try: the answer's ``Retry-After``, else half a second."""
+    try:
+        return min(float(answer.headers.get("retry-after", "")), 10.0)
+    except ValueError:
+        return 0.5
