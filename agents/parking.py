@@ -10,6 +10,7 @@ import base64
 import json
 import random
 from collections.abc import Sequence
+from typing import Literal
 
 from cdcsync.agents.change import RawEvent
 from cdcsync.agents.retry import backoff_delay
@@ -18,7 +19,11 @@ from cdcsync.schemas.config import Guards, RetryConfig
 from cdcsync.schemas.events import RawRecord, SourcePosition
 from cdcsync.schemas.state import ParkedEvent, SyncState, WriteMark
 
+#: Which side's change a parked or failed record is.
+Origin = Literal["source", "external"]
+
 __all__ = [
+    "Origin",
     "compact",
     "overflow",
     "park_behind",
@@ -130,10 +135,16 @@ def to_bytes(parked: ParkedEvent) -> tuple[bytes | None, bytes | None]:
     )
 
 
+def _pending(state: SyncState, origin: Origin) -> bool:
+    """Whether a source change waits once a record of ``origin`` is parked or fails."""
+    return origin == "source" or state.unpushed
+
+
 def park_failed(
     state: SyncState,
     event: ParkedEvent,
     *,
+    origin: Origin,
     error: str,
     attempts: int,
     errors: list[str],
@@ -150,6 +161,7 @@ def park_failed(
     return state.model_copy(
         update={
             "status": "retrying",
+            "source_pending": _pending(state, origin),
             "last_error": error,
             "attempts": attempts,
             "errors": [*errors, error][-retry.max_attempts :],
@@ -160,7 +172,9 @@ def park_failed(
     )
 
 
-def give_up(state: SyncState, error: str, position: SourcePosition, *, now_ms: int) -> SyncState:
+def give_up(
+    state: SyncState, error: str, position: SourcePosition, *, origin: Origin, now_ms: int
+) -> SyncState:
     """The state after a change failed for good: no retry left, its position applied.
 
     The failed call may have been a write that landed (an answer lost or unreadable), so
@@ -171,6 +185,7 @@ def give_up(state: SyncState, error: str, position: SourcePosition, *, now_ms: i
     return state.model_copy(
         update={
             "status": "permanently_failed",
+            "source_pending": _pending(state, origin),
             "attempts": 0,
             "errors": [],
             "retry_at_ms": None,
@@ -183,7 +198,9 @@ def give_up(state: SyncState, error: str, position: SourcePosition, *, now_ms: i
     )
 
 
-def hold(state: SyncState, event: ParkedEvent, guards: Guards, *, now_ms: int) -> SyncState:
+def hold(
+    state: SyncState, event: ParkedEvent, guards: Guards, *, origin: Origin, now_ms: int
+) -> SyncState:
     """Park the entity for an operator: its records queue, nothing is written, no timer."""
     error = (
         f"loop suspected: more than {guards.loop_writes} writes of content already written "
@@ -193,7 +210,8 @@ def hold(state: SyncState, event: ParkedEvent, guards: Guards, *, now_ms: int) -
     rest = [p for p in state.parked if (p.partition, p.offset) != (event.partition, event.offset)]
     return state.model_copy(
         update={"status": "retrying", "hold": LOOP_HOLD, "last_error": error, "attempts": 0,
-                "retry_at_ms": None, "parked": [event, *rest], "updated_ms": now_ms}
+                "retry_at_ms": None, "parked": [event, *rest], "updated_ms": now_ms,
+                "source_pending": _pending(state, origin)}
     )  # fmt: skip
 
 
@@ -202,11 +220,13 @@ def release(state: SyncState) -> SyncState:
     return state.model_copy(update={"hold": None, "writes": []})
 
 
-def park_behind(state: SyncState, event: ParkedEvent) -> SyncState:
+def park_behind(state: SyncState, event: ParkedEvent, origin: Origin) -> SyncState:
     """Queue a later event behind the failed one; a redelivered one is not queued twice."""
     if any((p.partition, p.offset) == (event.partition, event.offset) for p in state.parked):
         return state
-    return state.model_copy(update={"parked": [*state.parked, event]})
+    return state.model_copy(
+        update={"parked": [*state.parked, event], "source_pending": _pending(state, origin)}
+    )
 
 
 def park_carried(
@@ -226,7 +246,8 @@ def park_carried(
         (i for i, p in enumerate(keep) if (p.partition, p.offset) == (at.partition, at.offset)),
         0,
     )
-    return base.model_copy(update={"parked": [*keep[:index], *events, *keep[index:]]})
+    parked = [*keep[:index], *events, *keep[index:]]
+    return base.model_copy(update={"parked": parked, "source_pending": True})
 
 
 def unpark(state: SyncState) -> SyncState:

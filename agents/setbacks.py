@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cdcsync import metrics
 from cdcsync.agents.change import RawEvent, now_ms
 from cdcsync.agents.emit import Emitter
-from cdcsync.agents.parking import LOOP_HOLD, give_up, hold, park_failed, parked_event
+from cdcsync.agents.parking import LOOP_HOLD, Origin, give_up, hold, park_failed, parked_event
 from cdcsync.agents.state import StateStore
 from cdcsync.errors import SinkError, SinkTransientError
 from cdcsync.schemas.config import EntityConfig
@@ -46,6 +46,7 @@ class Setbacks:
         state: SyncState | None,
         exc: SinkError,
         *,
+        origin: Origin,
         attempt: int,
         errors: list[str],
         calls: int,
@@ -55,13 +56,14 @@ class Setbacks:
         retry = self.config.retry
         if not (transient and attempt < retry.max_attempts):
             errors = [*errors, str(exc)[:500]]
-            await self._give_up(raw, entity_id, state, exc, attempt, errors, calls)
+            await self._give_up(raw, entity_id, state, exc, origin, attempt, errors, calls)
             return True
         metrics.observe_retry(self.entity)
         metrics.observe_parked(self.entity)
         parked = park_failed(
-            state or SyncState(), parked_event(raw), error=str(exc)[:500], attempts=attempt,
-            errors=errors, now_ms=now_ms(), retry=retry, retry_after=exc.retry_after,
+            state or SyncState(), parked_event(raw), origin=origin, error=str(exc)[:500],
+            attempts=attempt, errors=errors, now_ms=now_ms(), retry=retry,
+            retry_after=exc.retry_after,
         )  # fmt: skip
         self.state.store(entity_id, parked)
         await self.write_status(entity_id, parked, attempt)
@@ -70,9 +72,11 @@ class Setbacks:
                     self.entity, entity_id, attempt, retry.max_attempts, exc, due)  # fmt: skip
         return False
 
-    async def loop(self, raw: RawEvent, entity_id: str, state: SyncState, *, now: int) -> bool:
+    async def loop(
+        self, raw: RawEvent, entity_id: str, state: SyncState, *, origin: Origin, now: int
+    ) -> bool:
         """The loop guard tripped: hold the entity for an operator; nothing is written."""
-        held = hold(state, parked_event(raw), self.config.guards, now_ms=now)
+        held = hold(state, parked_event(raw), self.config.guards, origin=origin, now_ms=now)
         self.state.store(entity_id, held)
         metrics.observe_guard(self.entity, LOOP_HOLD)
         metrics.observe_parked(self.entity)
@@ -86,13 +90,15 @@ class Setbacks:
         entity_id: str,
         state: SyncState | None,
         exc: SinkError,
+        origin: Origin,
         attempts: int,
         errors: list[str],
         calls: int,
     ) -> None:
         """Out of attempts, or a permanent error: the change becomes a dead letter."""
         transient = isinstance(exc, SinkTransientError)
-        failed = give_up(state or SyncState(), str(exc)[:500], raw.position, now_ms=now_ms())
+        failed = give_up(state or SyncState(), str(exc)[:500], raw.position, origin=origin,
+                         now_ms=now_ms())  # fmt: skip
         self.state.store(entity_id, failed)
         await self.write_status(entity_id, failed, attempts)
         reason = "sink_transient" if transient else "sink_permanent"

@@ -37,9 +37,18 @@ def _timer_retries(value: dict[str, Any] | None) -> bool:
 
 
 def next_state(
-    state: SyncState | None, outcome: Outcome, position: SourcePosition, *, now_ms: int
+    state: SyncState | None,
+    outcome: Outcome,
+    position: SourcePosition,
+    *,
+    now_ms: int,
+    origin: str | None = None,
 ) -> SyncState:
-    """The state after ``outcome``; the position never moves back."""
+    """The state after ``outcome`` of a change from ``origin``; the position never moves back.
+
+    A write, a pull or a delete leaves both sides agreeing, and so does a source change
+    with nothing to push: no source change is pending after them.
+    """
     base = state or SyncState()
     update: dict[str, Any] = {
         "updated_ms": now_ms,
@@ -81,6 +90,12 @@ def next_state(
             update["status"] = "synced"  # a skip ends the retry too
         if outcome.version is not None and outcome.external_id == base.external_id:
             update["row_id"] = outcome.version  # a version adopted without a write
+    if (
+        outcome.action in SYNCED
+        or outcome.action in GONE
+        or (outcome.action == "skip" and origin == "source")
+    ):
+        update["source_pending"] = False
     if outcome.action in WRITTEN:
         # For the loop guard (agents.decide.write_loops).
         mark = WriteMark(at_ms=now_ms, digest=outcome.payload_hash)

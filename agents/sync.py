@@ -260,7 +260,7 @@ class EntitySync:
             full = f"parked queue full: {full}; the record was not queued"
             await self.emit.dead_letter(raw, change.entity_id, "parked_overflow", full, 1)
             return
-        self.state.store(change.entity_id, park_behind(state, event))
+        self.state.store(change.entity_id, park_behind(state, event, change.origin))
         metrics.observe_parked(self.entity)
         log.info(
             "%s %s: queued behind a parked event %s[%d]@%d",
@@ -319,7 +319,9 @@ class EntitySync:
         decision = decide(change, state, config=self.config, mapper=self.mapper,
                           partition=pos.partition, offset=pos.offset, now_ms=now)  # fmt: skip
         if decision.action == "hold":
-            return await self.setbacks.loop(raw, entity_id, state or SyncState(), now=now)
+            return await self.setbacks.loop(
+                raw, entity_id, state or SyncState(), origin=change.origin, now=now
+            )
         change_at = f"{pos.topic}/{pos.partition}/{pos.offset}"  # the same on every retry
         with counting(self.entity, entity_id, change=change_at) as counter:
             try:
@@ -330,10 +332,11 @@ class EntitySync:
                 )
             except SinkError as exc:
                 return await self.setbacks.sink_error(
-                    raw, entity_id, state, exc, attempt=attempt, errors=errors, calls=counter.calls
-                )
+                    raw, entity_id, state, exc, origin=change.origin, attempt=attempt,
+                    errors=errors, calls=counter.calls,
+                )  # fmt: skip
 
-        new_state = next_state(state, outcome, pos, now_ms=now)
+        new_state = next_state(state, outcome, pos, now_ms=now, origin=change.origin)
         self.state.store(entity_id, new_state)
         self.state.link(raw, state, new_state)
         if self.links is not None or self.parent is not None:

@@ -48,6 +48,9 @@ class SyncState(BaseModel):
     #: change could not be pushed; conflict: parked for an operator (policy manual).
     status: Literal["synced", "deleted", "retrying", "permanently_failed", "conflict"] = "synced"
     last_error: str | None = None
+    #: A source change the external system has not got yet (parked, or failed for good);
+    #: ``None`` in states written before it was kept (then read from ``status``).
+    source_pending: bool | None = None
     #: While retrying: attempts made for the first parked event, their errors, when next.
     attempts: int = 0
     errors: list[str] = []
@@ -75,7 +78,10 @@ class SyncState(BaseModel):
 
     @property
     def unpushed(self) -> bool:
-        """True when a source change is not in the external system yet."""
+        """True when a source change is not in the external system yet. A parked or failed
+        *pull* is not one: its retry pulls, it does not meet the conflict policy."""
+        if self.source_pending is not None:
+            return self.source_pending
         return self.status in ("retrying", "permanently_failed")
 
     def seen(self, partition: int, offset: int) -> bool:

@@ -160,3 +160,68 @@ async def test_a_delivery_that_keeps_failing_fails_the_batch():
     sync = entity_sync(CONFIG, topics=Topics(dead_letters=letters))
     with pytest.raises(DeliveryError, match=r"MessageSizeTooLarge"):
         await sync.process_batch([Feed()(None, ADA, value=b"not json")])
+
+
+async def two_way_contact(edit: str):
+    """A synced two-way contact whose notes someone then edited in the API to ``edit``."""
+    config = EntityConfig(
+        topic="cdcsync.contact",
+        mapping={"firstName": "first_name", "notes": "notes"},
+        target={"provider": "memory"},
+        source={"table": "contact"},
+        policies={"conflict": "source_wins"},
+    )
+    writer = MemoryWriter(lambda *change: None)
+    sync = entity_sync(config, writer=writer)
+    feed = Feed()
+    writer.rows["1"] = {"id": 1, "first_name": "Ada", "notes": ""}
+    await sync.process(feed("c", writer.rows["1"]))
+    (oid,) = sync.sink.objects
+    sync.sink.edit(oid, {"notes": edit})
+    return sync, writer, feed, oid
+
+
+def polled(sync, oid: str) -> bytes:
+    """The poll record of the object as it is now."""
+    return external(oid, sync.sink.versions[oid], sync.sink.objects[oid])
+
+
+RETRY = json.dumps({"origin": "control", "command": "retry", "force": True}).encode()
+
+
+async def test_a_pull_retried_after_a_transient_failure_is_pulled_not_overwritten():
+    """The soak lost external edits this way: a pull parked behind a 503 was retried as a
+    conflict (the parked entity looked like an unpushed source change) and the source won."""
+    sync, writer, feed, oid = await two_way_contact("called back")
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]  # the pull's read
+    await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))
+    assert sync.state.load("1").status == "retrying"
+
+    await sync.process(feed(None, {"id": 1}, value=RETRY))
+    assert [r["action"] for r in sync.topics.results.sent] == ["create", "pull"]
+    assert writer.rows["1"]["notes"] == "called back"
+    assert sync.sink.objects[oid]["notes"] == "called back"
+
+
+async def test_a_source_change_queued_behind_a_parked_pull_is_still_a_conflict():
+    sync, writer, feed, oid = await two_way_contact("called back")
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))
+    writer.rows["1"] = {"id": 1, "first_name": "Ann", "notes": ""}
+    await sync.process(feed("u", writer.rows["1"]))  # queued behind the parked pull
+
+    await sync.process(feed(None, {"id": 1}, value=RETRY))
+    first = sync.topics.results.sent[1]
+    assert (first["action"], first["reason"]) == ("update", "conflict (source_wins): source wins")
+    assert sync.sink.objects[oid]["firstName"] == "Ann"
+
+
+async def test_a_pull_that_failed_for_good_does_not_make_the_next_pull_a_conflict():
+    sync, writer, feed, oid = await two_way_contact("one")
+    sync.sink.fail_next = [SinkPermanentError("403", status_code=403)]
+    await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))
+    assert sync.state.load("1").status == "permanently_failed"
+    sync.sink.edit(oid, {"notes": "two"})
+    await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))
+    assert sync.topics.results.sent[-1]["action"] == "pull"
+    assert writer.rows["1"]["notes"] == "two"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdcsync.agents.change import Outcome, RawEvent
-from cdcsync.agents.parking import give_up, park_failed, parked_event
+from cdcsync.agents.parking import give_up, park_behind, park_failed, parked_event
 from cdcsync.agents.state import StateStore, next_state
 from cdcsync.schemas.config import RetryConfig
 from cdcsync.schemas.events import SourcePosition
@@ -57,14 +57,34 @@ def test_a_redelivered_record_never_moves_the_position_back():
 
 def test_giving_up_after_retries_clears_the_retry_and_records_the_position():
     raw = RawEvent(b'{"id":1}', b"{}", AT_5, 1)
-    parked = park_failed(SYNCED, parked_event(raw), error="503", attempts=1, errors=[],
-                         now_ms=10, retry=RetryConfig())  # fmt: skip
-    failed = give_up(parked, "503 again", AT_5, now_ms=20)
+    parked = park_failed(SYNCED, parked_event(raw), origin="source", error="503", attempts=1,
+                         errors=[], now_ms=10, retry=RetryConfig())  # fmt: skip
+    failed = give_up(parked, "503 again", AT_5, origin="source", now_ms=20)
     assert (failed.status, failed.last_error, failed.attempts, failed.retry_at_ms) == (
         "permanently_failed", "503 again", 0, None,
     )  # fmt: skip
     assert (failed.last_offset, failed.updated_ms) == (5, 20)
     assert failed.parked == parked.parked  # the queue behind it is the caller's to redrive
+
+
+def test_only_a_parked_or_failed_source_change_is_pending_not_a_pull():
+    raw = RawEvent(b'{"id":1}', b"{}", AT_5, 1)
+    kw = {"error": "503", "attempts": 1, "errors": [], "now_ms": 10, "retry": RetryConfig()}
+    pull = park_failed(SYNCED, parked_event(raw), origin="external", **kw)
+    assert pull.status == "retrying" and not pull.unpushed
+    assert not give_up(pull, "403", AT_5, origin="external", now_ms=20).unpushed
+    behind = RawEvent(b'{"id":1}', b"{}", SourcePosition(topic="t", partition=0, offset=6), 1)
+    assert park_behind(pull, parked_event(behind), "source").unpushed
+    push = park_failed(SYNCED, parked_event(raw), origin="source", **kw)
+    assert push.unpushed and give_up(push, "403", AT_5, origin="external", now_ms=20).unpushed
+    # pushed, pulled, or nothing to push: both sides agree again
+    synced = next_state(push, Outcome("update", "ok", "x1"), AT_5, now_ms=30, origin="source")
+    assert not synced.unpushed
+    skipped = next_state(push, Outcome("skip", "echo", "x1"), AT_5, now_ms=30, origin="external")
+    assert skipped.unpushed
+    # a state written before the flag was kept reads it from its status
+    legacy = SyncState.model_validate({"status": "permanently_failed"})
+    assert legacy.source_pending is None and legacy.unpushed
 
 
 def test_the_store_keeps_json_and_the_reference_follows_the_external_id():
