@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -291,15 +292,21 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def admin_client(
-    settings: StackSettings, *, timeout: float = 10.0, bootstrap: str | None = None
+    settings: StackSettings,
+    *,
+    timeout: float = 10.0,
+    bootstrap: str | None = None,
+    client: Mapping[str, Any] | None = None,
 ) -> KafkaAdminClient:
     """A kafka-python admin client for the local broker (close it when done); ``bootstrap``
-    narrows the nodes it first asks (default: every node's address)."""
+    narrows the nodes it first asks (default: every node's address), ``client`` adds
+    settings (``app.security``'s, from ``operators.kafka_clients.kafka_python_settings``)."""
     return KafkaAdminClient(
         bootstrap_servers=bootstrap or settings.bootstrap_servers,
         client_id="cdcsync-stack",
         request_timeout_ms=int(timeout * 1000),
         api_version_auto_timeout_ms=int(min(timeout, 5.0) * 1000),
+        **(client or {}),
     )
 
 
@@ -383,23 +390,24 @@ def ensure_topics(
     *,
     settings: StackSettings | None = None,
     replication_factor: int = 1,
+    bootstrap: str | None = None,
+    client: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the missing topics, leave existing ones; StackError on a partition-count mismatch.
 
     ``replication_factor`` above 1 also sets ``min.insync.replicas`` to one less (2 for the
     usual 3), so an acknowledged write (the worker produces with acks=all) survives a lost
-    broker.
+    broker. ``bootstrap`` and ``client`` as for :func:`admin_client` (a secured listener).
     """
     settings = settings or StackSettings()
     specs = list(specs)
     if not specs:
         return []
     try:
-        admin = admin_client(settings)
+        admin = admin_client(settings, bootstrap=bootstrap, client=client)
     except KafkaError as exc:
-        raise StackError(
-            f"kafka at {settings.bootstrap_servers} is not reachable: {exc}; run `up`"
-        ) from exc
+        where = bootstrap or settings.bootstrap_servers
+        raise StackError(f"kafka at {where} is not reachable: {exc}; run `up`") from exc
     try:
         missing = plan_topics(specs, existing_topics(admin))
         if not missing:
