@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.sinks.delivery.transport import make_transport
 
 __all__ = ["BaselineRun", "run_baseline"]
@@ -92,7 +93,7 @@ class _Mapper:
 
 async def _run(
     *,
-    bootstrap: str,
+    kafka: BenchKafka,
     topic: str,
     start: dict[int, int],
     end: dict[int, int],
@@ -105,7 +106,7 @@ async def _run(
 ) -> BaselineRun:
     run = BaselineRun()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka_settings(),
         group_id=f"cdcsync-bench-baseline-{time.time_ns()}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.bench.workload import BENCH_TOPIC, end_offsets
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.demo.harness import end_offsets as harness_end_offsets
-from cdcsync.stack.kafka import ensure_topics
-from cdcsync.stack.settings import StackSettings
 from cdcsync.streams.config import load_config
 from cdcsync.streams.topics import topic_specs
 
@@ -46,6 +45,7 @@ def write_config(
     run_dir: Path,
     app_id: str,
     *,
+    kafka: BenchKafka,
     api_url: str,
     web_port: int,
     partitions: int,
@@ -56,13 +56,14 @@ def write_config(
 ) -> Path:
     """The bench's configuration file: the demo's contact entity on the bench topics.
 
-    ``bulk_max`` > 0 sends concurrent writes through the reference API's bulk endpoint.
+    ``bulk_max`` > 0 sends concurrent writes through the reference API's bulk endpoint;
+    ``kafka`` gives the broker and its security.
     """
     bulk = {"bulk_path": "/api/v1/contacts/_bulk", "bulk_max": bulk_max} if bulk_max else {}
     data: dict[str, Any] = {
         "app": {
             "id": app_id,
-            "broker": "kafka://127.0.0.1:9092",
+            **kafka.app_settings(),
             "web_port": web_port,
             "datadir": str(run_dir / "faust" / app_id),
             "max_in_flight": max_in_flight,
@@ -101,11 +102,9 @@ def write_config(
     return path
 
 
-def commit_group(stack: StackSettings, group: str, offsets: dict[int, int]) -> None:
+def commit_group(kafka: BenchKafka, group: str, offsets: dict[int, int]) -> None:
     """Start consumer group ``group`` at ``offsets`` of the bench topic."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=stack.bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
+    consumer = kafka.consumer(group_id=group, enable_auto_commit=False)
     try:
         tp = functools.partial(TopicPartition, BENCH_TOPIC)
         consumer.commit({tp(p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
@@ -121,20 +120,20 @@ class Outputs:
     dead_letters: dict[int, int]
 
     @classmethod
-    def now(cls, stack: StackSettings) -> Outputs:
-        return cls(end_offsets(stack, RESULTS), end_offsets(stack, DEAD_LETTERS))
+    def now(cls, kafka: BenchKafka) -> Outputs:
+        return cls(end_offsets(kafka, RESULTS), end_offsets(kafka, DEAD_LETTERS))
 
-    def count_since(self, stack: StackSettings) -> int:
-        r, d = end_offsets(stack, RESULTS), end_offsets(stack, DEAD_LETTERS)
+    def count_since(self, kafka: BenchKafka) -> int:
+        r, d = end_offsets(kafka, RESULTS), end_offsets(kafka, DEAD_LETTERS)
         return sum(r[p] - self.results.get(p, 0) for p in r) + sum(
             d[p] - self.dead_letters.get(p, 0) for p in d
         )
 
-    def wait(self, stack: StackSettings, expected: int, *, stall_s: float = 60.0) -> int:
+    def wait(self, kafka: BenchKafka, expected: int, *, stall_s: float = 60.0) -> int:
         """Wait for ``expected`` events; gives up after ``stall_s`` without progress."""
         last, last_change = -1, time.monotonic()
         while True:
-            got = self.count_since(stack)
+            got = self.count_since(kafka)
             if got >= expected:
                 return got
             if got != last:
@@ -144,19 +143,16 @@ class Outputs:
             time.sleep(0.5)
 
 
-def read_events(stack: StackSettings, topic: str, start: dict[int, int]) -> list[dict[str, Any]]:
+def read_events(kafka: BenchKafka, topic: str, start: dict[int, int]) -> list[dict[str, Any]]:
     """Every JSON event of ``topic`` from ``start`` to its current end."""
-    return [json.loads(v) for _, v in _read(stack, topic, start) if v is not None]
+    return [json.loads(v) for _, v in _read(kafka, topic, start) if v is not None]
 
 
 def _read(
-    stack: StackSettings, topic: str, start: dict[int, int]
+    kafka: BenchKafka, topic: str, start: dict[int, int]
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=stack.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+    consumer = kafka.consumer(
+        group_id=None, enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
@@ -176,12 +172,12 @@ def _read(
         consumer.close()
 
 
-def changelog_stats(stack: StackSettings, topic: str) -> dict[str, Any]:
+def changelog_stats(kafka: BenchKafka, topic: str) -> dict[str, Any]:
     """Records, bytes and the size of the latest state per entity in a changelog topic."""
     latest: dict[bytes | None, int] = {}
     records = total = 0
     sample: str | None = None
-    for key, value in _read(stack, topic, {}):
+    for key, value in _read(kafka, topic, {}):
         records += 1
         size = len(key or b"") + len(value or b"")
         total += size
@@ -202,8 +198,8 @@ def changelog_stats(stack: StackSettings, topic: str) -> dict[str, Any]:
 class BenchWorker:
     """A cdcsync worker process on a bench configuration."""
 
-    def __init__(self, stack: StackSettings, config_path: Path, run_dir: Path, name: str) -> None:
-        self.stack = stack
+    def __init__(self, kafka: BenchKafka, config_path: Path, run_dir: Path, name: str) -> None:
+        self.kafka = kafka
         self.config_path = config_path
         self.config = load_config(config_path)
         self.log_path = run_dir / f"worker-{name}.log"
@@ -218,8 +214,8 @@ class BenchWorker:
 
     def prepare(self, start: dict[int, int] | None = None) -> None:
         """Create its topics; start its group at ``start`` offsets (default: the end)."""
-        ensure_topics(topic_specs(self.config), settings=self.stack)
-        commit_group(self.stack, self.config.app.id, start or end_offsets(self.stack, BENCH_TOPIC))
+        self.kafka.ensure_topics(topic_specs(self.config))
+        commit_group(self.kafka, self.config.app.id, start or end_offsets(self.kafka, BENCH_TOPIC))
 
     def start(self) -> float:
         """Start it; seconds until Faust said Ready (tables recovered)."""
@@ -314,7 +310,7 @@ def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
 
 
 def produce_synthetic_state(
-    stack: StackSettings, topic: str, entities: int, partitions: int, like: str | None
+    kafka: BenchKafka, topic: str, entities: int, partitions: int, like: str | None
 ) -> float:
     """Write ``entities`` state records shaped like ``like`` (a real state value) into a
     changelog topic; returns the seconds it took."""
@@ -324,9 +320,7 @@ def produce_synthetic_state(
         "errors": [], "retry_at_ms": None, "parked": [], "last_partition": 0,
         "last_offset": 1, "updated_ms": int(time.time() * 1000),
     }  # fmt: skip
-    producer = KafkaProducer(
-        bootstrap_servers=stack.bootstrap_servers, linger_ms=20, batch_size=256 * 1024
-    )
+    producer = kafka.producer(linger_ms=20, batch_size=256 * 1024)
     t0 = time.monotonic()
     try:
         for i in range(entities):

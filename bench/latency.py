@@ -15,6 +15,7 @@ from typing import Any
 
 from cdcsync.bench import workload as wl
 from cdcsync.bench.api_process import RefApiProcess
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.bench.cdcsync_run import RESULTS, Outputs, read_events
 from cdcsync.bench.phases import percentile, steady
 from cdcsync.stack.settings import StackSettings
@@ -53,6 +54,7 @@ def saturation_rate(
 
 def saturation(
     stack: StackSettings,
+    kafka: BenchKafka,
     api: RefApiProcess,
     workload: wl.Workload,
     *,
@@ -62,7 +64,7 @@ def saturation(
     """Steady updates at rising rates, each drained before the next, until one misses."""
     steps: list[dict[str, Any]] = []
     for rate in rates:
-        step = steady(stack, api, workload, rate=rate, seconds=seconds)
+        step = steady(stack, kafka, api, workload, rate=rate, seconds=seconds)
         keep = ("offered_rate", "achieved_rate", "latency_p50_ms", "latency_p99_ms", "coalesced")
         steps.append({k: step.get(k) for k in keep})
         if saturation_rate(steps) != rate:
@@ -100,6 +102,7 @@ def slow_api_figures(
 
 def slow_api(
     stack: StackSettings,
+    kafka: BenchKafka,
     api: RefApiProcess,
     workload: wl.Workload,
     *,
@@ -110,14 +113,14 @@ def slow_api(
 ) -> dict[str, Any]:
     """Steady updates at ``rate`` while :data:`SLOW_SHARE` of the API's requests are held
     ``hold_ms`` (past the worker's timeout); the untouched entities' latency."""
-    outputs = Outputs.now(stack)
+    outputs = Outputs.now(kafka)
     api.fault(latency_ms=hold_ms, count=None, rate=SLOW_SHARE)
     start = clock_ms()
     try:
-        figures = steady(stack, api, workload, rate=rate, seconds=seconds)
+        figures = steady(stack, kafka, api, workload, rate=rate, seconds=seconds)
     finally:
         api.clear_faults()
-    results = read_events(stack, RESULTS, outputs.results)
+    results = read_events(kafka, RESULTS, outputs.results)
     slow = slow_api_figures(results, start_ms=start, end_ms=start + seconds * 1000)
     print(f"  slow API: others' p99 {slow['others_latency_p99_ms']} ms, "
           f"longest gap {slow['longest_gap_ms']} ms", flush=True)  # fmt: skip

@@ -1,9 +1,10 @@
 """The bench's phases on the running stack, each returning its figures for the report.
 
-Each phase takes what it runs against: the stack settings, the reference API
-process, and, where it starts workers, a factory that makes one (the run keeps
-track of them for the tear-down). The figures come from cdcsync's own result
-and dead-letter topics and from the API's request counter.
+Each phase takes what it runs against: the stack settings (PostgreSQL), the Kafka
+its clients use (``BenchKafka``), the reference API process, and, where it starts
+workers, a factory that makes one (the run keeps track of them for the tear-down).
+The figures come from cdcsync's own result and dead-letter topics and from the API's
+request counter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from cdcsync.bench import workload as wl
 from cdcsync.bench.api_process import RefApiProcess
 from cdcsync.bench.baselines import run_baseline
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.bench.cdcsync_run import (
     DEAD_LETTERS,
     MAPPING,
@@ -99,7 +101,7 @@ def _within(events: list[dict[str, Any]], end: dict[int, int]) -> list[dict[str,
 
 
 def measure(
-    stack: StackSettings,
+    kafka: BenchKafka,
     outputs: Outputs,
     expected: int,
     api: RefApiProcess,
@@ -109,11 +111,11 @@ def measure(
     """Wait for ``expected`` results and dead letters since ``outputs``, then summarise them:
     actions, latency percentiles, API calls per synced change, first and last timestamps.
     """
-    got = outputs.wait(stack, expected)
+    got = outputs.wait(kafka, expected)
     deadline = time.monotonic() + 120
     while True:
-        results = read_events(stack, RESULTS, outputs.results)
-        dead = read_events(stack, DEAD_LETTERS, outputs.dead_letters)
+        results = read_events(kafka, RESULTS, outputs.results)
+        dead = read_events(kafka, DEAD_LETTERS, outputs.dead_letters)
         if end is None:
             break
         # A drain runs on past its range (into the steady-rate records): count only the
@@ -140,6 +142,7 @@ def measure(
 
 def end_to_end(
     stack: StackSettings,
+    kafka: BenchKafka,
     live: BenchWorker,
     api: RefApiProcess,
     workload: wl.Workload,
@@ -153,12 +156,12 @@ def end_to_end(
     empty_start_s = live.start()
     print(f"live worker ready in {empty_start_s:.1f}s; loading {n_changes} changes ...",
           flush=True)  # fmt: skip
-    outputs = Outputs.now(stack)
+    outputs = Outputs.now(kafka)
     calls0 = api.requests()
     load_s = wl.load_fast(stack, workload.all)
-    topic_end = wl.wait_records(stack, wl.BENCH_TOPIC, topic_start, n_records, 600)
+    topic_end = wl.wait_records(kafka, wl.BENCH_TOPIC, topic_start, n_records, 600)
     debezium_done = time.time() * 1000
-    e2e = measure(stack, outputs, n_records, api, calls0)
+    e2e = measure(kafka, outputs, n_records, api, calls0)
     span = (e2e["last_completed_ms"] - e2e["first_commit_ms"]) / 1000
     e2e |= {
         "load_s": round(load_s, 2),
@@ -172,19 +175,20 @@ def end_to_end(
 
 
 def steady(
-    stack: StackSettings, api: RefApiProcess, workload: wl.Workload, *, rate: float, seconds: float
-) -> dict[str, Any]:
+    stack: StackSettings, kafka: BenchKafka, api: RefApiProcess, workload: wl.Workload, *,
+    rate: float, seconds: float,
+) -> dict[str, Any]:  # fmt: skip
     """Phase 2: updates committed at a steady ``rate`` for ``seconds`` (the live worker
     running); commit-to-external-write latency.
     """
     # A seed of its own per phase: replaying one phase's rows would write content the
     # entities already had, which the loop guard rightly holds (agents/decide.py).
     updates = wl.steady_updates(workload, int(rate * seconds), seed=next(_SEEDS))
-    outputs = Outputs.now(stack)
+    outputs = Outputs.now(kafka)
     calls0 = api.requests()
     print(f"steady: {len(updates)} updates at {rate:g}/s ...", flush=True)
     achieved = wl.load_steady(stack, updates, rate=rate)
-    lat = measure(stack, outputs, len(updates), api, calls0)
+    lat = measure(kafka, outputs, len(updates), api, calls0)
     lat["offered_rate"] = rate
     lat["achieved_rate"] = round(achieved, 1)
     print(f"  p50 {lat['latency_p50_ms']} ms, p99 {lat['latency_p99_ms']} ms", flush=True)
@@ -193,6 +197,7 @@ def steady(
 
 def state(
     stack: StackSettings,
+    kafka: BenchKafka,
     live: BenchWorker,
     new_worker: WorkerFactory,
     *,
@@ -203,14 +208,14 @@ def state(
     """Phase 3: bytes per entity in the (stopped) live worker's changelog, its restart time,
     and the recovery of a synthetic table of ``entities`` by a fresh worker.
     """
-    stats = changelog_stats(stack, live.changelog)
+    stats = changelog_stats(kafka, live.changelog)
     restart_s = live.start()
     restart_recovery_s = live.recovery_s
     live.stop()
     big = new_worker("recover", bulk_max)
     big.prepare()
     produce_s = produce_synthetic_state(
-        stack, big.changelog, entities, stack.partitions, stats["sample_value"]
+        kafka, big.changelog, entities, stack.partitions, stats["sample_value"]
     )
     big_s = big.start()
     big_recovery_s = big.recovery_s
@@ -230,7 +235,7 @@ def state(
 
 
 def drain(
-    stack: StackSettings,
+    kafka: BenchKafka,
     api: RefApiProcess,
     new_worker: WorkerFactory,
     records: TopicRange,
@@ -246,12 +251,12 @@ def drain(
     api.reset()
     worker = new_worker(kind, bulk_max)
     worker.prepare(start=records.start)
-    outputs = Outputs.now(stack)
+    outputs = Outputs.now(kafka)
     worker.start()
     cpu0, api_cpu0 = proc_cpu_s(worker.pid), proc_cpu_s(api.proc.pid)
     if profile_dir is not None:
         worker.start_profile(profile_dir / f"profile-{label}.txt", seconds=30)
-    d = measure(stack, outputs, records.records, api, 0, end=records.end)
+    d = measure(kafka, outputs, records.records, api, 0, end=records.end)
     cpu, api_cpu = proc_cpu_s(worker.pid) - cpu0, proc_cpu_s(api.proc.pid) - api_cpu0
     worker.stop()
     span = (d["last_completed_ms"] - d["first_received_ms"]) / 1000
@@ -269,7 +274,7 @@ def drain(
 
 
 def baseline(
-    stack: StackSettings,
+    kafka: BenchKafka,
     api: RefApiProcess,
     records: TopicRange,
     *,
@@ -288,7 +293,7 @@ def baseline(
         prof = py_spy(os.getpid(), profile_dir / "profile-baseline-a.txt", 30)
     cpu0, api_cpu0 = time.process_time(), proc_cpu_s(api.proc.pid)
     r = run_baseline(
-        bootstrap=stack.bootstrap_servers, topic=wl.BENCH_TOPIC, start=records.start,
+        kafka=kafka, topic=wl.BENCH_TOPIC, start=records.start,
         end=records.end, api_url=api.url, mapping=MAPPING, concurrent=concurrent,
         connections=connections, max_records=None, max_seconds=limit_s,
     )  # fmt: skip

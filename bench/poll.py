@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaProducer
 
 from cdcsync.agents.poller import Poller
 from cdcsync.agents.sync import EntitySync
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.mappers.loader import build_mapper
 from cdcsync.sinks.registry import build_sink
-from cdcsync.stack.kafka import TopicSpec, ensure_topics
-from cdcsync.stack.settings import StackSettings
+from cdcsync.stack.kafka import TopicSpec
 from cdcsync.streams.config import load_config
 
 __all__ = ["POLL_TOPIC", "bench_poll"]
@@ -63,12 +63,12 @@ async def _touch(api_url: str, ids: list[str]) -> None:
 
 
 async def _bench(
-    stack: StackSettings, config_path: str, api_url: str, n: int, page_sizes: list[int]
+    kafka: BenchKafka, config_path: str, api_url: str, n: int, page_sizes: list[int]
 ) -> dict[str, Any]:
     config = load_config(config_path)
     entity = config.entities["contact"]
     ids = await _seed(api_url, n)
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, linger_ms=5)
+    producer = AIOKafkaProducer(**kafka.aiokafka_settings(), linger_ms=5)
     await producer.start()
     out: dict[str, Any] = {"records": n}
     try:
@@ -110,8 +110,8 @@ async def _bench(
 
 
 def bench_poll(
-    stack: StackSettings, config_path: str, api_url: str, n: int, page_sizes: list[int]
+    kafka: BenchKafka, config_path: str, api_url: str, n: int, page_sizes: list[int]
 ) -> dict[str, Any]:
     """Seed ``n`` records, then time full passes of the Poller (first, unchanged, 1% changed)."""
-    ensure_topics([TopicSpec(POLL_TOPIC, 1)], settings=stack)
-    return asyncio.run(_bench(stack, config_path, api_url, n, page_sizes))
+    kafka.ensure_topics([TopicSpec(POLL_TOPIC, 1)])
+    return asyncio.run(_bench(kafka, config_path, api_url, n, page_sizes))

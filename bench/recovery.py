@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.bench.cdcsync_run import BenchWorker, produce_synthetic_state, write_config
 from cdcsync.bench.workload import new_run_id
-from cdcsync.stack.kafka import ensure_topics
 from cdcsync.stack.settings import StackSettings
 from cdcsync.streams.config import load_config
 from cdcsync.streams.topics import topic_specs
@@ -40,11 +39,14 @@ STARTS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _config(run_dir: Path, app_id: str, *, store: str, web_port: int, partitions: int) -> Path:
+def _config(
+    run_dir: Path, app_id: str, *, kafka: BenchKafka, store: str, web_port: int, partitions: int
+) -> Path:
     """The bench's contact configuration on this run's own topics, with ``store``."""
     path = write_config(
         run_dir,
         app_id,
+        kafka=kafka,
         api_url="http://127.0.0.1:9",  # never called: the entity topic stays empty
         web_port=web_port,
         partitions=partitions,
@@ -65,9 +67,9 @@ def _config(run_dir: Path, app_id: str, *, store: str, web_port: int, partitions
     return path
 
 
-def _start(run_dir: Path, stack: StackSettings, config: Path, label: str) -> dict[str, Any]:
+def _start(run_dir: Path, kafka: BenchKafka, config: Path, label: str) -> dict[str, Any]:
     """Start a worker on ``config``, time it to Ready, stop it; its figures."""
-    worker = BenchWorker(stack, config, run_dir, label)
+    worker = BenchWorker(kafka, config, run_dir, label)
     try:
         ready_s = worker.start()
         rss_kb = _rss_kb(worker.pid)
@@ -91,9 +93,9 @@ def _dir_mb(path: Path) -> float:
     return round(total / 1e6, 1)
 
 
-def _delete_topics(stack: StackSettings, app_id: str) -> None:
+def _delete_topics(kafka: BenchKafka, app_id: str) -> None:
     """Delete this run's topics (they all start with its app id), nothing else."""
-    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers, client_id=app_id)
+    admin = kafka.admin(app_id)
     try:
         doomed = [t for t in admin.list_topics() if t.startswith(app_id)]
         if doomed:
@@ -106,10 +108,16 @@ def _delete_topics(stack: StackSettings, app_id: str) -> None:
 
 
 def run_recovery(
-    entities: int, *, web_port: int, keep: bool = False, out: Path | None = None
+    entities: int,
+    *,
+    kafka: BenchKafka | None = None,
+    web_port: int,
+    keep: bool = False,
+    out: Path | None = None,
 ) -> dict[str, Any]:
     """Fill a changelog with ``entities`` states; time the three starts; save the report."""
     stack = StackSettings()
+    kafka = kafka or BenchKafka.of(stack)
     run_id = new_run_id()
     app_id = f"cdcsync-recovery-{run_id}"
     run_dir = Path(__file__).resolve().parent / "results" / f"recovery-{run_id}"
@@ -126,14 +134,21 @@ def run_recovery(
         },
     }
     configs = {
-        store: _config(run_dir, app_id, store=store, web_port=web_port, partitions=stack.partitions)
+        store: _config(
+            run_dir,
+            app_id,
+            kafka=kafka,
+            store=store,
+            web_port=web_port,
+            partitions=stack.partitions,
+        )
         for store in ("memory://", "rocksdb://")
     }
     try:
-        report |= _measure(run_dir, stack, configs, entities)
+        report |= _measure(run_dir, kafka, configs, entities)
     finally:
         if not keep:
-            _delete_topics(stack, app_id)
+            _delete_topics(kafka, app_id)
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     path = out or run_dir.with_suffix(".json")
     path.write_text(json.dumps(report, indent=2))
@@ -142,23 +157,22 @@ def run_recovery(
 
 
 def _measure(
-    run_dir: Path, stack: StackSettings, configs: dict[str, Path], entities: int
+    run_dir: Path, kafka: BenchKafka, configs: dict[str, Path], entities: int
 ) -> dict[str, Any]:
     """Create the topics, fill the changelog, then each start of :data:`STARTS` in order."""
     config = load_config(configs["memory://"])
-    ensure_topics(topic_specs(config), settings=stack)
+    kafka.ensure_topics(topic_specs(config))
     changelog = config.changelog_topic("contact")
+    partitions = config.topics.partitions
     figures: dict[str, Any] = {
-        "produce_s": round(
-            produce_synthetic_state(stack, changelog, entities, stack.partitions, None), 2
-        )
+        "produce_s": round(produce_synthetic_state(kafka, changelog, entities, partitions, None), 2)
     }
     print(f"  produced {entities} states into {changelog} in {figures['produce_s']}s", flush=True)
     datadir = Path(config.app.datadir)
     for label, (store, wipe) in STARTS.items():
         if wipe:
             _wipe(datadir)
-        figures[label] = _start(run_dir, stack, configs[store], label)
+        figures[label] = _start(run_dir, kafka, configs[store], label)
     figures["rocksdb_dir_mb"] = _dir_mb(datadir)
     return figures
 

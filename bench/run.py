@@ -1,6 +1,7 @@
 """``python -m cdcsync.bench [--quick]``: the whole benchmark, one command.
 
-Phases, all in one run on the local stack (which must be up: ``cdcsync local up``):
+Phases, all in one run on the local stack (which must be up: ``cdcsync local up``;
+``--config`` points the Kafka clients and workers at another listener of it, e.g. SASL_SSL):
 
 1. end-to-end: a cdcsync worker runs live while the workload (seed inserts, then
    updates over the ids with a share of inserts and deletes) is committed as fast
@@ -35,6 +36,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
 from cdcsync.bench import latency, phases
 from cdcsync.bench import workload as wl
 from cdcsync.bench.api_process import RefApiProcess
+from cdcsync.bench.broker import BenchKafka, add_config_option
 from cdcsync.bench.cdcsync_run import OUTPUT_TOPICS, REQUEST_TIMEOUT_S, BenchWorker, write_config
 from cdcsync.bench.latency import SLOW_SHARE
 from cdcsync.bench.poll import POLL_TOPIC, bench_poll
@@ -92,6 +94,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--keep", action="store_true", help="leave connector, slot and table")
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/<run>.json)")
+    add_config_option(p)
     a = p.parse_args(argv)
     q = a.quick
     a.ids = a.ids or (2000 if q else 10_000)
@@ -110,6 +113,7 @@ class _Run:
 
     args: argparse.Namespace
     stack: StackSettings
+    kafka: BenchKafka
     run_id: str
     run_dir: Path
     api: RefApiProcess
@@ -119,13 +123,13 @@ class _Run:
         """Write the configuration of the worker of ``kind`` (its app id, so its state)."""
         a = self.args
         return write_config(self.run_dir, f"cdcsync-bench-{self.run_id}-{kind}",
-                            api_url=self.api.url, web_port=a.web_port,
+                            kafka=self.kafka, api_url=self.api.url, web_port=a.web_port,
                             partitions=self.stack.partitions, connections=a.connections,
                             max_in_flight=a.max_in_flight, bulk_max=bulk_max)  # fmt: skip
 
     def new_worker(self, kind: str, bulk_max: int) -> BenchWorker:
         """A worker of ``kind`` with its own app id (so its own state), kept for the tear-down."""
-        worker = BenchWorker(self.stack, self.configure(kind, bulk_max), self.run_dir, kind)
+        worker = BenchWorker(self.kafka, self.configure(kind, bulk_max), self.run_dir, kind)
         self.workers.append(worker)
         return worker
 
@@ -139,8 +143,8 @@ class _Run:
             topics = [POLL_TOPIC, wl.BENCH_TOPIC, *OUTPUT_TOPICS]
             for w in self.workers:
                 topics += [w.changelog, w.config.changelog_topic("contact", "refs_contact")]
-            wl.delete_topics(self.stack, topics)
-            wl.delete_groups(self.stack, [w.config.app.id for w in self.workers])
+            wl.delete_topics(self.kafka, topics)
+            wl.delete_groups(self.kafka, [w.config.app.id for w in self.workers])
 
 
 def _report_head(run_id: str, a: argparse.Namespace) -> dict[str, Any]:
@@ -162,34 +166,36 @@ def _report_head(run_id: str, a: argparse.Namespace) -> dict[str, Any]:
 
 def _measure(run: _Run, workload: wl.Workload, report: dict[str, Any]) -> None:
     """Phases 1 to 5 in order (the live worker always runs), each adding its figures."""
-    a, stack, api = run.args, run.stack, run.api
+    a, stack, kafka, api = run.args, run.stack, run.kafka, run.api
     profile_dir = run.run_dir if a.profile else None
     print("setup: bench table, connector, topic ...", flush=True)
-    wl.setup(stack, run.run_dir, run.run_id, stack.partitions)
-    topic_start = wl.end_offsets(stack, wl.BENCH_TOPIC)
+    wl.setup(stack, kafka, run.run_dir, run.run_id, stack.partitions)
+    topic_start = wl.end_offsets(kafka, wl.BENCH_TOPIC)
     live = run.new_worker("live", a.bulk)
     report["end_to_end"], records, empty_start_s = phases.end_to_end(
-        stack, live, api, workload, topic_start
+        stack, kafka, live, api, workload, topic_start
     )
     for key, rate in (("steady", a.rate), ("steady_low", a.low_rate)):
         if rate:
-            report[key] = phases.steady(stack, api, workload, rate=rate, seconds=a.steady_s)
+            report[key] = phases.steady(stack, kafka, api, workload, rate=rate,
+                                        seconds=a.steady_s)  # fmt: skip
     _latency_phases(run, live, workload, report)
     live.stop()
     if "state" in a.phases:
-        report["state"] = phases.state(stack, live, run.new_worker, entities=a.recover_entities,
-                                       bulk_max=a.bulk, empty_start_s=empty_start_s)  # fmt: skip
+        report["state"] = phases.state(stack, kafka, live, run.new_worker,
+                                       entities=a.recover_entities, bulk_max=a.bulk,
+                                       empty_start_s=empty_start_s)  # fmt: skip
     drains: dict[str, Any] = {}
     variants = [("cdcsync", "drain", a.bulk)]
     if a.bulk:  # and without bulk calls: what the engine does per write
         variants.append(("cdcsync_single", "drain-single", 0))
     for label, kind, bulk_max in variants if "drain" in a.phases else ():
-        drains[label] = phases.drain(stack, api, run.new_worker, records, label=label, kind=kind,
+        drains[label] = phases.drain(kafka, api, run.new_worker, records, label=label, kind=kind,
                                      bulk_max=bulk_max, profile_dir=profile_dir)  # fmt: skip
     for name, concurrent, limit_s in (("a", True, None), ("b", False, a.baseline_b_s)):
         if name in a.phases:
             drains[f"baseline_{name}"] = phases.baseline(
-                stack, api, records, name=name, concurrent=concurrent, limit_s=limit_s,
+                kafka, api, records, name=name, concurrent=concurrent, limit_s=limit_s,
                 connections=a.connections, profile_dir=profile_dir,
             )  # fmt: skip
     report["drain"] = drains
@@ -199,7 +205,7 @@ def _measure(run: _Run, workload: wl.Workload, report: dict[str, Any]) -> None:
         api.reset()
         print(f"poll: {a.poll_records} external records ...", flush=True)
         report["poll"] = bench_poll(
-            stack, str(live.config_path), api.url, a.poll_records, [100, 1000]
+            kafka, str(live.config_path), api.url, a.poll_records, [100, 1000]
         )
 
 
@@ -208,10 +214,10 @@ def _latency_phases(
 ) -> None:
     """The slow-API phase, then the saturation search with bulk and (restarting the live
     worker on the same state with one call per write) without."""
-    a, stack, api = run.args, run.stack, run.api
+    a, stack, kafka, api = run.args, run.stack, run.kafka, run.api
     if "slow" in a.phases:
         print(f"slow API: {SLOW_SHARE:.0%} of requests held {SLOW_HOLD_MS} ms ...", flush=True)
-        report["slow_api"] = latency.slow_api(stack, api, workload, rate=a.low_rate or 100,
+        report["slow_api"] = latency.slow_api(stack, kafka, api, workload, rate=a.low_rate or 100,
                                               seconds=a.steady_s, hold_ms=SLOW_HOLD_MS,
                                               clock_ms=lambda: time.time() * 1000)  # fmt: skip
     if "saturation" not in a.phases:
@@ -224,18 +230,19 @@ def _latency_phases(
             run.configure("live", bulk_max)
             live.start()
             # Warm up (connections, caches) unmeasured: the first step is not a cold start.
-            phases.steady(stack, api, workload, rate=50, seconds=4)
+            phases.steady(stack, kafka, api, workload, rate=50, seconds=4)
         print(f"saturation ({label}) ...", flush=True)
-        found[label] = latency.saturation(stack, api, workload, seconds=a.saturation_s)
+        found[label] = latency.saturation(stack, kafka, api, workload, seconds=a.saturation_s)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run every phase, print the table and save the report as JSON."""
     a = _args(argv)
-    if a.recovery:
-        run_recovery(a.recovery, web_port=a.web_port, keep=a.keep, out=a.out)
-        return 0
     stack = StackSettings()
+    kafka = BenchKafka.of(stack, a.config)
+    if a.recovery:
+        run_recovery(a.recovery, kafka=kafka, web_port=a.web_port, keep=a.keep, out=a.out)
+        return 0
     run_id = wl.new_run_id()
     run_dir = HERE / "results" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "kafka_records": workload.kafka_records(),
     }
     api = RefApiProcess(a.api_port, a.latency_ms, run_dir / "refapi.log")
-    run = _Run(a, stack, run_id, run_dir, api)
+    run = _Run(a, stack, kafka, run_id, run_dir, api)
     try:
         _measure(run, workload, report)
     finally:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.connect.register import register, unregister
 from cdcsync.connect.slots import drop_slot
 from cdcsync.demo.harness import end_offsets as _end_offsets
-from cdcsync.stack.kafka import TopicSpec, ensure_topics
+from cdcsync.stack.kafka import TopicSpec
 from cdcsync.stack.settings import StackSettings
 
 __all__ = [
@@ -156,10 +157,10 @@ def cleanup(stack: StackSettings, *, drop_table: bool = True) -> None:
             conn.execute(f"DROP TABLE IF EXISTS public.{BENCH_TABLE}")
 
 
-def delete_topics(stack: StackSettings, names: list[str]) -> None:
+def delete_topics(kafka: BenchKafka, names: list[str]) -> None:
     """Delete topics the bench created (``names``, and every ``cdcsync-bench-*`` topic of
     the bench's own Faust apps; never a shared one); missing ones are fine."""
-    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers, client_id="cdcsync-bench")
+    admin = kafka.admin()
     try:
         existing = set(admin.list_topics())
         # Faust also makes <app id>-__assignor-__leader topics: every bench app id starts so.
@@ -172,9 +173,9 @@ def delete_topics(stack: StackSettings, names: list[str]) -> None:
         admin.close()
 
 
-def delete_groups(stack: StackSettings, groups: list[str]) -> None:
+def delete_groups(kafka: BenchKafka, groups: list[str]) -> None:
     """Delete the bench's consumer groups (the baselines commit under their own names)."""
-    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers, client_id="cdcsync-bench")
+    admin = kafka.admin()
     try:
         known = {g[0] for g in admin.list_consumer_groups()}
         doomed = [g for g in known if g in groups or g.startswith("cdcsync-bench-baseline-")]
@@ -186,21 +187,23 @@ def delete_groups(stack: StackSettings, groups: list[str]) -> None:
         admin.close()
 
 
-def setup(stack: StackSettings, run_dir: Path, run_id: str, partitions: int) -> str:
+def setup(
+    stack: StackSettings, kafka: BenchKafka, run_dir: Path, run_id: str, partitions: int
+) -> str:
     """A fresh table and topic, and the bench connector streaming it; returns its name."""
     cleanup(stack)
-    delete_topics(stack, [BENCH_TOPIC])
-    _wait_topic_gone(stack, BENCH_TOPIC)
+    delete_topics(kafka, [BENCH_TOPIC])
+    _wait_topic_gone(kafka, BENCH_TOPIC)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
         conn.execute(contact_ddl(BENCH_TABLE).encode())
-    ensure_topics([TopicSpec(BENCH_TOPIC, partitions)], settings=stack)
+    kafka.ensure_topics([TopicSpec(BENCH_TOPIC, partitions)])
     path, name = _connector_file(run_dir, run_id)
     register(stack.connect_url, path, timeout=120)
     return name
 
 
-def _wait_topic_gone(stack: StackSettings, topic: str, timeout_s: float = 30.0) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers, client_id="cdcsync-bench")
+def _wait_topic_gone(kafka: BenchKafka, topic: str, timeout_s: float = 30.0) -> None:
+    admin = kafka.admin()
     try:
         deadline = time.monotonic() + timeout_s
         while topic in admin.list_topics() and time.monotonic() < deadline:
@@ -209,9 +212,9 @@ def _wait_topic_gone(stack: StackSettings, topic: str, timeout_s: float = 30.0) 
         admin.close()
 
 
-def end_offsets(stack: StackSettings, topic: str) -> dict[int, int]:
+def end_offsets(kafka: BenchKafka, topic: str) -> dict[int, int]:
     """Partition -> end offset of a topic."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers, group_id=None)
+    consumer = kafka.consumer(group_id=None)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         return {tp.partition: off for tp, off in _end_offsets(consumer, parts).items()}
@@ -220,12 +223,12 @@ def end_offsets(stack: StackSettings, topic: str) -> dict[int, int]:
 
 
 def wait_records(
-    stack: StackSettings, topic: str, start: dict[int, int], count: int, timeout_s: float
+    kafka: BenchKafka, topic: str, start: dict[int, int], count: int, timeout_s: float
 ) -> dict[int, int]:
     """Wait until ``count`` records were appended after ``start``; the end offsets then."""
     deadline = time.monotonic() + timeout_s
     while True:
-        end = end_offsets(stack, topic)
+        end = end_offsets(kafka, topic)
         got = sum(end[p] - start.get(p, 0) for p in end)
         if got >= count or time.monotonic() > deadline:
             return end

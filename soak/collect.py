@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import psycopg
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.demo.harness import end_offsets
 from cdcsync.soak.checks import MAPPING, Outcome, Position
 from cdcsync.soak.setup import TABLE, SoakNames
@@ -34,11 +35,10 @@ class TopicReader:
     """Reads the entity topic and the results and dead-letter topics from their start, a
     little more at each :meth:`catch_up`."""
 
-    def __init__(self, stack: StackSettings, names: SoakNames) -> None:
+    def __init__(self, kafka: BenchKafka, names: SoakNames) -> None:
         self.names = names
-        self.consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers, group_id=None,
-                                      enable_auto_commit=False,
-                                      max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
+        self.consumer = kafka.consumer(group_id=None, enable_auto_commit=False,
+                                       max_partition_fetch_bytes=8 * 1024 * 1024)  # fmt: skip
         topics = [names.entity_topic, names.results, names.dead_letters]
         self.parts = [TopicPartition(t, p) for t in topics
                       for p in sorted(self.consumer.partitions_for_topic(t) or ())]  # fmt: skip

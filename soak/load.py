@@ -13,6 +13,7 @@ import httpx
 import psycopg
 from kafka import KafkaProducer
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.soak.setup import TABLE
 from cdcsync.soak.workload import MALFORMED_VALUES, Step, email_of
 from cdcsync.stack.settings import StackSettings
@@ -28,11 +29,11 @@ class Loader(threading.Thread):
     confirmed (``edits``), where the malformed records landed (``malformed``)."""
 
     def __init__(
-        self, stack: StackSettings, steps: list[Step], *, rate: float, api_url: str, topic: str,
-        per_commit: int = 5,
+        self, stack: StackSettings, kafka: BenchKafka, steps: list[Step], *, rate: float,
+        api_url: str, topic: str, per_commit: int = 5,
     ) -> None:  # fmt: skip
         super().__init__(name="soak-load", daemon=True)
-        self.stack, self.steps, self.rate, self.topic = stack, steps, rate, topic
+        self.stack, self.kafka, self.steps, self.rate, self.topic = stack, kafka, steps, rate, topic
         self.api = httpx.Client(base_url=api_url, timeout=30)
         self.per_commit = per_commit
         self.done = 0
@@ -46,8 +47,7 @@ class Loader(threading.Thread):
 
     def run(self) -> None:
         started = time.monotonic()
-        producer = KafkaProducer(bootstrap_servers=self.stack.bootstrap_servers, acks="all",
-                                 retries=20, request_timeout_ms=30000)  # fmt: skip
+        producer = self.kafka.producer(acks="all", retries=20, request_timeout_ms=30000)
         try:
             with psycopg.connect(self.stack.pg_dsn()) as conn:
                 batch: list[Step] = []

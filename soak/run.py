@@ -1,6 +1,7 @@
 """``python -m cdcsync.soak [--quick]``: the chaos soak, one command.
 
-On the stack the ``CDCSYNC_*`` settings name (which must be up: ``cdcsync local up``),
+On the stack the ``CDCSYNC_*`` settings name (which must be up: ``cdcsync local up``;
+``--config`` points the Kafka clients and workers at another listener of it, e.g. SASL_SSL),
 with its own table, connector and topics: two workers sync a seeded workload (row
 inserts, updates and deletes; external edits of a two-way set of ids, polled back;
 malformed records) while the fault schedule runs (:mod:`cdcsync.soak.schedule`). Then
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 
 from cdcsync.bench.api_process import RefApiProcess
+from cdcsync.bench.broker import BenchKafka, add_config_option
 from cdcsync.bench.workload import new_run_id
 from cdcsync.demo.harness import WorkerProcess, start_group_at_end
 from cdcsync.soak import collect, setup
@@ -63,6 +65,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                    help="the first worker's; the second takes the next")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="leave table, connector and topics")
     p.add_argument("--out", type=Path, help="JSON file (default soak/results/<run>.json)")
+    add_config_option(p)
     a = p.parse_args(argv)
     a.changes = a.changes or (10_000 if a.quick else 100_000)
     a.ids = a.ids or (1_000 if a.quick else 10_000)
@@ -83,6 +86,7 @@ class Soak:
 
     def __init__(self, a: argparse.Namespace) -> None:
         self.a, self.stack = a, StackSettings()
+        self.kafka = BenchKafka.of(self.stack, a.config)
         self.names = setup.SoakNames(new_run_id())
         self.run_dir = HERE / "results" / self.names.run_id
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -102,13 +106,14 @@ class Soak:
               f"{names.prefix}.*; logs in {self.run_dir}", flush=True)  # fmt: skip
         ensure_stack(stack)
         self.api = RefApiProcess(a.api_port, 0, self.run_dir / "refapi.log")
-        setup.create(stack, names, self.run_dir)
+        setup.create(stack, self.kafka, names, self.run_dir)
         for i in range(2):
-            path = setup.write_config(stack, names, self.run_dir, worker=i,
+            path = setup.write_config(stack, self.kafka, names, self.run_dir, worker=i,
                                       web_port=a.web_port + i, api_url=self.api.url,
                                       poll_s=a.poll_s)  # fmt: skip
             self.workers.append(WorkerProcess(path, self.run_dir / f"worker-{i}.log"))
-        start_group_at_end(stack.bootstrap_servers, names.app_id, [names.entity_topic])
+        start_group_at_end(self.kafka.bootstrap_servers, names.app_id, [names.entity_topic],
+                           client=self.kafka.client_settings())  # fmt: skip
         for w in self.workers:
             start_worker(w)
 
@@ -125,7 +130,8 @@ class Soak:
             httpx.post(f"{self.api.url}/_admin/faults", json=rule, timeout=10).raise_for_status()
         schedule = build_schedule(a.changes / a.rate)
         self.report["schedule"] = [asdict(f) for f in schedule]
-        loader = Loader(stack, steps, rate=a.rate, api_url=self.api.url, topic=names.entity_topic)
+        loader = Loader(stack, self.kafka, steps, rate=a.rate, api_url=self.api.url,
+                        topic=names.entity_topic)  # fmt: skip
         faults = FaultRunner(stack, schedule, self.workers, api_url=self.api.url,
                              connector=names.connector)  # fmt: skip
         print(f"load: {loader.total:,} changes at {a.rate:g}/s; {len(schedule)} timed faults, "
@@ -133,7 +139,7 @@ class Soak:
         t0 = time.monotonic()
         loader.start()
         faults.start()
-        reader = collect.TopicReader(stack, names)
+        reader = collect.TopicReader(self.kafka, names)
         last = 0.0
         while loader.is_alive():
             loader.join(1)
@@ -229,7 +235,7 @@ class Soak:
             self.api.stop()
         ensure_stack(self.stack)
         if not self.a.keep:
-            setup.cleanup(self.stack)
+            setup.cleanup(self.stack, self.kafka)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,11 +18,12 @@ import psycopg
 import yaml
 from kafka.errors import KafkaError
 
+from cdcsync.bench.broker import BenchKafka
 from cdcsync.bench.workload import contact_ddl
 from cdcsync.connect.register import register, unregister
 from cdcsync.connect.slots import drop_slot
 from cdcsync.soak.checks import MAPPING
-from cdcsync.stack.kafka import TopicSpec, admin_client, ensure_topics
+from cdcsync.stack.kafka import TopicSpec
 from cdcsync.stack.settings import StackSettings
 from cdcsync.streams.config import load_config
 from cdcsync.streams.topics import topic_specs
@@ -47,7 +48,7 @@ class SoakNames:
         self.connector = f"cdcsync-soak-{run_id}"
 
 
-def cleanup(stack: StackSettings) -> None:
+def cleanup(stack: StackSettings, kafka: BenchKafka) -> None:
     """Remove every soak connector, the slot, publication, table, topics and groups."""
     names = httpx.get(f"{stack.connect_url}/connectors", timeout=30).json()
     for name in names:
@@ -58,7 +59,8 @@ def cleanup(stack: StackSettings) -> None:
         conn.execute(f"DROP PUBLICATION IF EXISTS {SLOT}")
         conn.execute(f"DROP TABLE IF EXISTS public.{TABLE}")
     with contextlib.suppress(KafkaError):  # tidying only
-        admin = admin_client(stack, timeout=30)
+        admin = kafka.admin("cdcsync-soak", request_timeout_ms=30000,
+                            api_version_auto_timeout_ms=5000)  # fmt: skip
         with contextlib.closing(admin):
             ours = ("cdcsync.soak.", "cdcsync-soak-")
             doomed = [t for t in admin.list_topics() if t.startswith(ours)]
@@ -69,12 +71,12 @@ def cleanup(stack: StackSettings) -> None:
                 admin.delete_consumer_groups(groups)
 
 
-def create(stack: StackSettings, names: SoakNames, run_dir: Path) -> None:
+def create(stack: StackSettings, kafka: BenchKafka, names: SoakNames, run_dir: Path) -> None:
     """A fresh table, the entity topic, and the connector streaming the table into it."""
-    cleanup(stack)
+    cleanup(stack, kafka)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
         conn.execute(contact_ddl(TABLE).encode())
-    ensure_topics([TopicSpec(names.entity_topic, stack.partitions)], settings=stack)
+    kafka.ensure_topics([TopicSpec(names.entity_topic, stack.partitions)])
     doc = json.loads(CONNECTOR_TEMPLATE.read_text())
     doc["name"] = names.connector
     route = doc["config"]["transforms.route.replacement"]
@@ -85,15 +87,15 @@ def create(stack: StackSettings, names: SoakNames, run_dir: Path) -> None:
 
 
 def write_config(
-    stack: StackSettings, names: SoakNames, run_dir: Path, *, worker: int, web_port: int,
-    api_url: str, poll_s: float,
+    stack: StackSettings, kafka: BenchKafka, names: SoakNames, run_dir: Path, *, worker: int,
+    web_port: int, api_url: str, poll_s: float,
 ) -> Path:  # fmt: skip
     """Worker ``worker``'s configuration: the soak's two-way contact entity (pushed on row
-    changes, polled back into the table), its own web port and data dir; creates the
-    config's topics."""
+    changes, polled back into the table) on ``kafka``'s broker and security, its own web
+    port and data dir; creates the config's topics."""
     data: dict[str, Any] = {
-        "app": {"id": names.app_id, "broker": f"kafka://{stack.bootstrap_servers}",
-                "web_port": web_port, "datadir": str(run_dir / f"faust-w{worker}")},
+        "app": {"id": names.app_id, **kafka.app_settings(), "web_port": web_port,
+                "datadir": str(run_dir / f"faust-w{worker}")},
         "topics": {"results": names.results, "dead_letters": names.dead_letters,
                    "conflicts": f"{names.prefix}.conflicts",
                    "notifications": f"{names.prefix}.notifications",
@@ -101,9 +103,11 @@ def write_config(
         "entities": {"contact": {
             "topic": names.entity_topic, "key": "id", "natural_key": ["email"],
             "mapping": MAPPING, "source": {"table": TABLE}, "poll": {"interval_s": poll_s},
-            # Enough attempts to ride out the injected outages (bursts of 25 x 429, 2%
-            # timeouts): a dead letter for retries exhausted counts against the soak.
-            "retry": {"max_attempts": 10, "cap_s": 10},
+            # Enough attempts to ride out the injected faults: about a quarter of attempts
+            # fail, and bursts of 429s and kills make failures come in runs (a quick soak
+            # saw one chain of 10 failed attempts). A dead letter for retries exhausted
+            # counts against the soak.
+            "retry": {"max_attempts": 20, "cap_s": 10},
             "policies": {"conflict": "source_wins", "source_delete": "delete",
                          "target_delete": "ignore", "unknown_target": "ignore"},
             "target": {"provider": "rest", "settings": {
@@ -114,5 +118,5 @@ def write_config(
     }  # fmt: skip
     path = run_dir / f"cdcsync-w{worker}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    ensure_topics(topic_specs(load_config(path)), settings=stack)
+    kafka.ensure_topics(topic_specs(load_config(path)))
     return path
