@@ -3,9 +3,9 @@
 `local up --secure` changes the broker's config, so running it on the shared stack
 would restart that broker under the other tests. This module brings up its own
 stack (home and ports apart, jars shared) with the secure listener, runs the
-worker, the operator tools and Debezium's Connect worker over SASL_SSL (the
-PLAINTEXT listener serves only the stack's own set-up), and stops it at the end
-(its data stays for the next run).
+worker, the operator tools, a small bench run (``--config``) and Debezium's Connect
+worker over SASL_SSL (the PLAINTEXT listener serves only the stack's own set-up), and
+stops it at the end (its data stays for the next run).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ PORTS = {
     "connect_port": 18283,
 }
 API_PORT, WEB_PORT = 8931, 6087
+BENCH_API_PORT, BENCH_WEB_PORT = 8932, 6088
 TOKEN = "secure-it-" + uuid.uuid4().hex
 
 
@@ -180,6 +181,36 @@ def test_demo_flow_over_sasl_ssl(
     again = watcher.collect(lambda _t, e: e["entity_id"] == entity_id, 1, timeout_s=60)
     assert again and again[0][1]["kind"] == "result"
     watcher.close()
+
+
+def test_a_small_bench_runs_over_sasl_ssl(
+    running: StackSettings, config_path: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The bench with ``--config``: its topics, clients and worker on the SASL_SSL listener."""
+    out = tmp_path / "bench.json"
+    args = ["--config", str(config_path), "--ids", "20", "--updates", "20", "--rate", "0",
+            "--low-rate", "0", "--only", "live", "--api-port", str(BENCH_API_PORT),
+            "--web-port", str(BENCH_WEB_PORT), "--out", str(out)]  # fmt: skip
+    started = time.monotonic()
+    command = [sys.executable, "-m", "cdcsync.bench", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    print(f"bench (live phase, 41 changes) over SASL_SSL in {time.monotonic() - started:.1f}s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    e2e, workload = report["end_to_end"], report["workload"]
+    assert e2e["complete"] and e2e["dead_letters"] == 0, e2e
+    assert e2e["actions"]["create"] == workload["seed_inserts"] + workload["inserts"]
+    assert e2e["synced"] == workload["changes"]
+    assert e2e["api_requests"] > 0  # the writes reached the reference API
+
+    # The worker the bench started was configured for the secured listener, not 9092.
+    run_dir = ROOT / "bench" / "results" / report["run"]
+    worker_config = (run_dir / f"cdcsync-bench-{report['run']}-live.yaml").read_text()
+    app = yaml.safe_load(worker_config)["app"]
+    assert app["broker"] == f"kafka://{running.secure_bootstrap_servers}"
+    assert app["security"]["security_protocol"] == "SASL_SSL"
+    assert app["security"]["password"] == {"file": str(running.secure_dir / "client.password")}
+    assert running.secure_password.get_secret_value() not in worker_config
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "PLAIN"])
