@@ -13,7 +13,7 @@ from cdcsync.mappers.base import Mapper
 from cdcsync.mappers.fieldmap import payload_hash
 from cdcsync.schemas.config import EntityConfig
 from cdcsync.schemas.values import debezium_row
-from cdcsync.sinks.base import ExternalRecord, Sink, SourceWriter
+from cdcsync.sinks.base import WRITTEN_MS, ExternalRecord, Sink, SourceWriter
 
 __all__ = ["Applier"]
 
@@ -267,14 +267,13 @@ class Applier:
         # The key column names the row: a pull never rewrites it (mapping direction `both`).
         values = {c: v for c, v in pulled.items() if c != self.config.key}
         written = await self._need_writer().update(entity_id, values)
-        written = debezium_row(written) if written is not None else None
         if written is None:
             return Outcome("skip", "source row is gone; nothing to pull into", record.id)
+        written_ms = written.pop(WRITTEN_MS, None)
         # The row as now stored, mapped: its Debezium echo will hash the same and be skipped.
-        digest = payload_hash(self.mapper.to_external(written))
-        return Outcome(
-            "pull", reason, record.id, record, version or self.version_of(record), digest
-        )
+        digest = payload_hash(self.mapper.to_external(debezium_row(written)))
+        return Outcome("pull", reason, record.id, record, version or self.version_of(record),
+                       digest, written_ms=written_ms)  # fmt: skip
 
     async def _pull_delete(self, d: Decision, entity_id: str) -> Outcome:
         gone = await self._need_writer().delete(entity_id)

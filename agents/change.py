@@ -112,3 +112,5 @@ class Outcome:
     conflict: dict[str, Any] = field(default_factory=dict)
     #: The external version a conflict resolution overwrote (events carrying it are stale).
     superseded: str | None = None
+    #: For ``pull``: the database's clock when the row was written (``sinks.base.WRITTEN_MS``).
+    written_ms: int | None = None

@@ -200,6 +200,12 @@ def _decide_source(
     if gone:
         return _source_gone(change, state, known_id, config=config, mapper=mapper)
 
+    if known_id is not None and _before_our_pull(change, state):
+        # An echo of an earlier pull (or an edit our pull's conflict check saw) arriving
+        # late, after a later pull: pushing it would put an older row over a newer edit.
+        why = "stale: committed before our last pull rewrote the row"
+        return Decision("skip", why, external_id=known_id)
+
     if (
         config.watch
         and change.op == "update"
@@ -233,6 +239,16 @@ def _decide_source(
         external_id=known_id,
         expected_version=version,
     )
+
+
+def _before_our_pull(change: ChangeEvent, state: SyncState | None) -> bool:
+    """A Debezium record committed before our last pull wrote the row (not a re-check,
+    which re-reads the row as it is now)."""
+    pulled = state.pulled_ms if state is not None else None
+    committed = change.committed_ms
+    if change.recheck or pulled is None or committed is None:
+        return False
+    return committed < pulled
 
 
 def _source_gone(

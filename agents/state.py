@@ -66,6 +66,7 @@ def next_state(
             "external_id": None,
             "row_id": None,
             "payload_hash": None,
+            "pulled_ms": None,
             "last_error": None,
         }
     elif outcome.action in SYNCED:
@@ -74,6 +75,8 @@ def next_state(
             update["row_id"] = outcome.version
         if outcome.payload_hash is not None:
             update["payload_hash"] = outcome.payload_hash
+        if outcome.written_ms is not None:
+            update["pulled_ms"] = outcome.written_ms
         # Versions this entity moved past (ours or pulled): a poll record still
         # carrying one of them is stale and must not be pulled back.
         gone = [

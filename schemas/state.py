@@ -44,6 +44,9 @@ class SyncState(BaseModel):
     superseded: list[str] = []
     #: sha256 of the canonical JSON of the payload last pushed.
     payload_hash: str | None = None
+    #: The database's clock when our last pull wrote the row: a source record committed
+    #: before it shows the row as it was before, and is stale.
+    pulled_ms: int | None = None
     #: retrying: events are parked until ``retry_at_ms``; permanently_failed: the last source
     #: change could not be pushed; conflict: parked for an operator (policy manual).
     status: Literal["synced", "deleted", "retrying", "permanently_failed", "conflict"] = "synced"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cdcsync.errors import SinkError
 
 __all__ = [
+    "WRITTEN_MS",
     "BulkOutcome",
     "BulkWrite",
     "CallCounter",
@@ -183,6 +184,12 @@ class Sink(abc.ABC):
         """Release connections; the default holds none."""
 
 
+#: A key of the row ``SourceWriter.update`` returns, when the writer knows it: the
+#: database's clock at the write (epoch ms). A Debezium record committed before it
+#: shows the row as it was before the write (``agents.decide``: a stale echo).
+WRITTEN_MS = "__cdcsync_written_ms"
+
+
 class SourceWriter(Protocol):
     """The pull direction's write-back into the source table (see ``sinks.writeback``)."""
 
@@ -191,7 +198,8 @@ class SourceWriter(Protocol):
         ...
 
     async def update(self, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Write mapped columns; the row after the write, ``None`` if the row is gone."""
+        """Write mapped columns; the row after the write (with ``WRITTEN_MS`` when known),
+        ``None`` if the row is gone."""
         ...
 
     async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 from psycopg import sql
 
 from cdcsync.errors import ConfigurationError, SinkPermanentError
+from cdcsync.sinks.base import WRITTEN_MS
 from cdcsync.sinks.delivery.pgconnection import (
     Conn,
     PostgresConnection,
@@ -72,13 +73,15 @@ def keys_sql(schema: str, table: str, key: str, column: str) -> sql.Composed:
 
 
 def update_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql.Composed:
-    """``UPDATE … SET col = %s, … WHERE key = %s RETURNING *``; values follow ``columns``."""
+    """``UPDATE … SET col = %s, … WHERE key = %s RETURNING *`` and the database's clock
+    once the row is locked and written (``WRITTEN_MS``); values follow ``columns``."""
     if not columns:
         raise ValueError("an UPDATE needs at least one column")
     assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
-    return sql.SQL("UPDATE {} SET {} WHERE {} = %s RETURNING *").format(
-        _table(schema, table), assignments, sql.Identifier(key)
-    )
+    return sql.SQL(
+        "UPDATE {} SET {} WHERE {} = %s RETURNING *, "
+        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS {}"
+    ).format(_table(schema, table), assignments, sql.Identifier(key), sql.Identifier(WRITTEN_MS))
 
 
 def insert_sql(schema: str, table: str, columns: Sequence[str]) -> sql.Composed:

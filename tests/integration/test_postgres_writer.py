@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from cdcsync.errors import (
     SinkTransientError,
 )
 from cdcsync.mappers import FieldMap, PersonCompanyMapper
+from cdcsync.sinks.base import WRITTEN_MS
 from cdcsync.sinks.writeback import PostgresWriter
 
 ALLOWED = [
@@ -110,6 +112,8 @@ async def test_insert_fetch_update_delete(writer: PostgresWriter) -> None:
     assert after is not None
     assert after["last_name"] == "Lovelace" and after["tags"] == []
     assert after["first_name"] == "Ada"  # untouched columns stay
+    # the database's clock at the write, which orders it against Debezium's commit times
+    assert abs(after[WRITTEN_MS] - time.time() * 1000) < 60_000
 
     assert await writer.update(row["id"] + 1000, {"last_name": "x"}) is None
     assert await writer.delete(row["id"]) is True

@@ -418,3 +418,33 @@ def test_only_plain_source_updates_coalesce(value, overrides, coalescible):
     assert (change is not None) is coalescible
     if coalescible:
         assert change.entity_id == "1" and change.after == ROW
+
+
+PULLED = SYNCED.model_copy(update={"pulled_ms": 5_000})
+
+
+def committed(ms: int, *, recheck: bool = False) -> ChangeEvent:
+    change = source("update", {**ROW, "first_name": "Old"})
+    return change.model_copy(update={"committed_ms": ms, "recheck": recheck})
+
+
+def test_a_source_record_committed_before_our_last_pull_is_a_stale_echo():
+    """The soak: an earlier pull's echo came after a later pull, and pushed the older row
+    over an edit made since."""
+    decision = run(committed(4_999), PULLED)
+    assert (decision.action, decision.reason) == (
+        "skip", "stale: committed before our last pull rewrote the row",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "state", "action"),
+    [
+        (committed(5_000), PULLED, "update"),  # at or after our write: a change to push
+        (committed(4_999), SYNCED, "update"),  # no pull remembered
+        (committed(4_999, recheck=True), PULLED, "verify"),  # a re-check reads the row now
+        (source("update", {**ROW, "first_name": "Old"}), PULLED, "update"),  # no commit time
+    ],
+)
+def test_only_a_record_committed_before_a_known_pull_is_stale(change, state, action):
+    assert run(change, state).action == action

@@ -97,3 +97,13 @@ def test_the_store_keeps_json_and_the_reference_follows_the_external_id():
     assert store.refs == {"x1": '{"id":1}'}
     store.link(raw, SYNCED, SYNCED.model_copy(update={"external_id": "x9"}))
     assert store.refs == {"x9": '{"id":1}'}
+
+
+def test_a_pull_remembers_when_it_wrote_the_row_and_a_delete_forgets_it():
+    pull = Outcome("pull", "edited", "x1", version="r9", payload_hash="h", written_ms=5_000)
+    pulled = next_state(SYNCED, pull, AT_5, now_ms=10, origin="external")
+    assert pulled.pulled_ms == 5_000
+    pushed = next_state(pulled, Outcome("update", "ok", "x1", version="r10"), AT_5, now_ms=11)
+    assert pushed.pulled_ms == 5_000  # a push leaves the row as it was
+    gone = next_state(pulled, Outcome("delete", "row deleted", "x1"), AT_5, now_ms=12)
+    assert gone.pulled_ms is None

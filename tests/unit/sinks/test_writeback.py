@@ -46,7 +46,8 @@ def writer(**kwargs: Any) -> PostgresWriter:
         (
             update_sql("public", "contact", "id", ["email", "first_name"]),
             'UPDATE "public"."contact" SET "email" = %s, "first_name" = %s '
-            'WHERE "id" = %s RETURNING *',
+            'WHERE "id" = %s RETURNING *, '
+            '(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS "__cdcsync_written_ms"',
         ),
         (
             insert_sql("s", "t", ["a", "b"]),
@@ -56,7 +57,8 @@ def writer(**kwargs: Any) -> PostgresWriter:
         (delete_sql("s", "t", "key"), 'DELETE FROM "s"."t" WHERE "key" = %s'),
         (
             update_sql("s", 'we"ird', "id", ['x"; DROP TABLE t; --']),
-            'UPDATE "s"."we""ird" SET "x""; DROP TABLE t; --" = %s WHERE "id" = %s RETURNING *',
+            'UPDATE "s"."we""ird" SET "x""; DROP TABLE t; --" = %s WHERE "id" = %s RETURNING *, '
+            '(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS "__cdcsync_written_ms"',
         ),
     ],
 )
