@@ -10,6 +10,8 @@ import faust
 from faust.cli import argument, option
 
 from cdcsync.connect.register import connector_files
+from cdcsync.operators.common import bootstrap_servers
+from cdcsync.operators.kafka_clients import kafka_python_settings
 from cdcsync.schemas.config import Config
 from cdcsync.stack import local as stack
 from cdcsync.stack.kafka import ensure_topics
@@ -92,5 +94,7 @@ def register(app: faust.App, config: Config) -> None:
                 topic_specs(config),
                 settings=broker_settings(config),
                 replication_factor=replication_factor,
+                bootstrap=bootstrap_servers(config),
+                client=kafka_python_settings(config.app.security),
             )
         self.say(f"topics: created {', '.join(created)}" if created else "topics: all existed")

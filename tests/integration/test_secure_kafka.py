@@ -172,7 +172,11 @@ def test_demo_flow_over_sasl_ssl(
     assert "producer.security.protocol=SASL_SSL\n" in worker_props
     assert running.secure_password.get_secret_value() not in worker_props
 
-    # The operator tools (kafka-python) over the same listener: read state, publish a trigger.
+    # The operator tools (kafka-python) over the same listener: create topics, read state,
+    # publish a trigger.
+    topics = cli(env, config_path, "topics")
+    assert topics.returncode == 0, topics.stderr
+    assert "topics: all existed" in topics.stdout + topics.stderr  # `local up` made them
     status = cli(env, config_path, "status", "contact", entity_id, "--as-json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["state"]["external_id"] == external_id

@@ -1,8 +1,6 @@
 """The quick chaos soak (``python -m cdcsync.soak --quick``) on the local stack: 10k changes
 through two workers while workers are killed, Kafka Connect and the broker restart and the
-API misbehaves. Every check must pass but one, a known limit (README, Known limits): some
-external edits of two-way ids are overwritten by the source's older value under those
-faults; its figure is printed. It restarts the broker and Connect, so
+API misbehaves. Every check must pass. It restarts the broker and Connect, so
 it is skipped with ``CDCSYNC_SKIP_DISRUPTIVE=1``, and it puts the stack back (broker,
 Connect, the demo connector running) for the tests after it.
 """
@@ -23,14 +21,12 @@ from cdcsync.stack.settings import StackSettings
 from cdcsync.streams.commands import stack_up
 
 PORT_OFFSET = int(os.environ.get("CDCSYNC_IT_PORT_OFFSET", "0"))
-#: The check that fails today, for the reason the README's Known limits give.
-KNOWN_FAILING = "external edits pulled back, no orphan objects"
 
 
 @pytest.mark.skipif(
     os.environ.get("CDCSYNC_SKIP_DISRUPTIVE") == "1", reason="CDCSYNC_SKIP_DISRUPTIVE=1"
 )
-def test_the_quick_soak_passes_every_check_but_the_known_limit(
+def test_the_quick_soak_passes_every_check(
     running_stack: StackSettings, config: Config, tmp_path: Path
 ) -> None:
     out = tmp_path / "soak.json"
@@ -43,8 +39,6 @@ def test_the_quick_soak_passes_every_check_but_the_known_limit(
         wait_running(running_stack.connect_url, load(connector_files()[0]).name)
     report = json.loads(out.read_text())
     print(f"\nSOAK {json.dumps({k: report[k] for k in ('durations_s', 'faults', 'outcomes')})}")
-    checks = {c["name"]: c for c in report["checks"]}
-    print(f"known limit: {KNOWN_FAILING}: {checks[KNOWN_FAILING]['figure']}")
-    failed = [name for name, c in checks.items() if not c["passed"] and name != KNOWN_FAILING]
+    failed = [c["name"] for c in report["checks"] if not c["passed"]]
     assert not failed and not report["load_failures"], f"failed: {failed}\n{render(report)}"
-    assert code == (0 if checks[KNOWN_FAILING]["passed"] else 1)  # the soak's own verdict
+    assert code == 0  # the soak's own verdict
