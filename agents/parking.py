@@ -220,13 +220,16 @@ def release(state: SyncState) -> SyncState:
     return state.model_copy(update={"hold": None, "writes": []})
 
 
-def park_behind(state: SyncState, event: ParkedEvent, origin: Origin) -> SyncState:
-    """Queue a later event behind the failed one; a redelivered one is not queued twice."""
+def park_behind(state: SyncState, event: ParkedEvent) -> SyncState:
+    """Queue a later event behind the failed one; a redelivered one is not queued twice.
+
+    A queued row change leaves ``source_pending`` as it is: it may be the echo of our own
+    pull, and a retried pull reads the row and meets the conflict policy only if it
+    really changed.
+    """
     if any((p.partition, p.offset) == (event.partition, event.offset) for p in state.parked):
         return state
-    return state.model_copy(
-        update={"parked": [*state.parked, event], "source_pending": _pending(state, origin)}
-    )
+    return state.model_copy(update={"parked": [*state.parked, event]})
 
 
 def park_carried(

@@ -260,7 +260,7 @@ class EntitySync:
             full = f"parked queue full: {full}; the record was not queued"
             await self.emit.dead_letter(raw, change.entity_id, "parked_overflow", full, 1)
             return
-        self.state.store(change.entity_id, park_behind(state, event, change.origin))
+        self.state.store(change.entity_id, park_behind(state, event))
         metrics.observe_parked(self.entity)
         log.info(
             "%s %s: queued behind a parked event %s[%d]@%d",

@@ -225,3 +225,22 @@ async def test_a_pull_that_failed_for_good_does_not_make_the_next_pull_a_conflic
     await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))
     assert sync.topics.results.sent[-1]["action"] == "pull"
     assert writer.rows["1"]["notes"] == "two"
+
+
+async def test_an_echo_queued_behind_a_parked_pull_does_not_make_its_retry_a_conflict():
+    """The full soak: while a pull waited behind a 503, the Debezium echo of an earlier
+    pull queued behind it, and the retried pull met the conflict policy as if the row
+    had changed."""
+    sync, writer, feed, oid = await two_way_contact("first")
+    await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))  # pulled: "first"
+    echo = feed("u", dict(writer.rows["1"]))  # its Debezium echo, still on its way
+    sync.sink.edit(oid, {"notes": "second"})
+    sync.sink.fail_next = [SinkTransientError("503", status_code=503)]
+    await sync.process(feed(None, {"id": 1}, value=polled(sync, oid)))
+    await sync.process(echo)  # queued behind the parked pull
+    assert len(sync.state.load("1").parked) == 2
+
+    await sync.process(feed(None, {"id": 1}, value=RETRY))
+    assert [r["action"] for r in sync.topics.results.sent][-2:] == ["pull", "skip"]
+    assert writer.rows["1"]["notes"] == "second"
+    assert sync.sink.objects[oid]["notes"] == "second"

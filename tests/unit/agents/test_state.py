@@ -74,7 +74,8 @@ def test_only_a_parked_or_failed_source_change_is_pending_not_a_pull():
     assert pull.status == "retrying" and not pull.unpushed
     assert not give_up(pull, "403", AT_5, origin="external", now_ms=20).unpushed
     behind = RawEvent(b'{"id":1}', b"{}", SourcePosition(topic="t", partition=0, offset=6), 1)
-    assert park_behind(pull, parked_event(behind), "source").unpushed
+    # a row change queued behind may be our pull's echo: the retried pull reads the row
+    assert not park_behind(pull, parked_event(behind)).unpushed
     push = park_failed(SYNCED, parked_event(raw), origin="source", **kw)
     assert push.unpushed and give_up(push, "403", AT_5, origin="external", now_ms=20).unpushed
     # pushed, pulled, or nothing to push: both sides agree again
