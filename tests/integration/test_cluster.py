@@ -57,8 +57,10 @@ from tests.integration.test_resilience import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-# Node n listens on kafka_port/controller_port + 100*(n-1): 39092..39292 and 39093..39293.
-PORTS = {"pg_port": 55492, "kafka_port": 39092, "controller_port": 39093, "connect_port": 38083}
+# Node n listens on kafka_port/controller_port + 100*(n-1): 24092..24292 and 24093..24293.
+# Below Linux's ephemeral range (32768-60999): a client connection's own port there made
+# a CI run find 55492 taken before PostgreSQL could bind it.
+PORTS = {"pg_port": 25492, "kafka_port": 24092, "controller_port": 24093, "connect_port": 24083}
 API_PORT, WEB_PORTS = 8941, (6091, 6092, 6093)
 
 

@@ -39,7 +39,7 @@ from cdcsync.streams.topics import topic_specs
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("CDCSYNC_SECURE_IT_HOME", "/tmp/cdcsync-secure-it/.cdcsync"))
 PORTS = {
-    "pg_port": 55462,
+    "pg_port": 25462,  # below the ephemeral ports, as test_cluster's
     "kafka_port": 19292,
     "controller_port": 19293,
     "secure_port": 19294,
