@@ -10,20 +10,16 @@ import base64
 import json
 import random
 from collections.abc import Sequence
-from typing import Literal
 
 from cdcsync.agents.change import RawEvent
 from cdcsync.agents.retry import backoff_delay
 from cdcsync.agents.state import WRITE_MARKS
 from cdcsync.schemas.config import Guards, RetryConfig
+from cdcsync.schemas.envelope import Origin
 from cdcsync.schemas.events import RawRecord, SourcePosition
 from cdcsync.schemas.state import ParkedEvent, SyncState, WriteMark
 
-#: Which side's change a parked or failed record is.
-Origin = Literal["source", "external"]
-
 __all__ = [
-    "Origin",
     "compact",
     "overflow",
     "park_behind",

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from cdcsync import metrics
 from cdcsync.agents.change import RawEvent, now_ms
 from cdcsync.agents.emit import Emitter
-from cdcsync.agents.parking import LOOP_HOLD, Origin, give_up, hold, park_failed, parked_event
+from cdcsync.agents.parking import LOOP_HOLD, give_up, hold, park_failed, parked_event
 from cdcsync.agents.state import StateStore
 from cdcsync.errors import SinkError, SinkTransientError
 from cdcsync.schemas.config import EntityConfig
+from cdcsync.schemas.envelope import Origin
 from cdcsync.schemas.state import SyncState
 
 __all__ = ["Setbacks", "WriteStatus"]

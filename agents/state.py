@@ -15,6 +15,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from cdcsync.agents.change import GONE, SYNCED, Outcome, RawEvent
+from cdcsync.schemas.envelope import Origin
 from cdcsync.schemas.events import SourcePosition
 from cdcsync.schemas.state import SyncState, WriteMark
 
@@ -42,7 +43,7 @@ def next_state(
     position: SourcePosition,
     *,
     now_ms: int,
-    origin: str | None = None,
+    origin: Origin | None = None,
 ) -> SyncState:
     """The state after ``outcome`` of a change from ``origin``; the position never moves back.
 

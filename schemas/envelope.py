@@ -20,6 +20,7 @@ __all__ = [
     "Envelope",
     "ExternalChange",
     "Ignored",
+    "Origin",
     "SourceInfo",
     "encode_key",
     "parse_change",
@@ -87,6 +88,10 @@ class ExternalChange(BaseModel):
     via: str = "poll"
 
 
+#: Which side a change comes from: a row in PostgreSQL, or the external system.
+Origin = Literal["source", "external"]
+
+
 class ChangeEvent(BaseModel):
     """One change of one entity, validated and keyed by the entity id.
 
@@ -102,7 +107,7 @@ class ChangeEvent(BaseModel):
     after: dict[str, Any] | None
     #: Commit time in PostgreSQL (``source.ts_ms``), for commit-to-write latency.
     committed_ms: int | None = None
-    origin: Literal["source", "external"] = "source"
+    origin: Origin = "source"
     external: ExternalChange | None = None
     #: Re-check the external side even if the payload did not change: a resync snapshot, a
     #: trigger, a webhook or a replay asks to repair a copy that may have drifted.
