@@ -243,8 +243,10 @@ class Applier:
             current = await self._fetch(entity_id)
             if current is None:
                 return Outcome("skip", "source row is gone; the delete will follow", d.external_id)
-            if payload_hash(self.mapper.to_external(current)) != d.payload_hash:
+            changed = payload_hash(self.mapper.to_external(current)) != d.payload_hash
+            if changed and not await self._need_writer().holds_pull(entity_id):
                 # The row changed too and its event is still on its way: both sides changed.
+                # (A row as our last pull left it is no change: that pull's state was lost.)
                 return await self._settle(d, entity_id, current, "conflict")
         else:
             current = None
@@ -266,7 +268,7 @@ class Applier:
         pulled = self.mapper.to_source(record.fields, current=current)
         # The key column names the row: a pull never rewrites it (mapping direction `both`).
         values = {c: v for c, v in pulled.items() if c != self.config.key}
-        written = await self._need_writer().update(entity_id, values)
+        written = await self._need_writer().pull(entity_id, values)
         if written is None:
             return Outcome("skip", "source row is gone; nothing to pull into", record.id)
         written_ms = written.pop(WRITTEN_MS, None)

@@ -202,6 +202,14 @@ class SourceWriter(Protocol):
         ``None`` if the row is gone."""
         ...
 
+    async def pull(self, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``update`` for pulled values, remembering the row as written (the pull ledger)."""
+        ...
+
+    async def holds_pull(self, entity_id: str) -> bool:
+        """Whether the row is as the last ``pull`` left it (then a crash lost its state)."""
+        ...
+
     async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Insert a row; the row as stored."""
         ...

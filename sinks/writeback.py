@@ -42,11 +42,18 @@ __all__ = [
     "PostgresWriter",
     "columns_sql",
     "delete_sql",
+    "holds_pull_sql",
     "insert_sql",
     "keys_sql",
+    "ledger_ddl",
+    "pull_sql",
     "select_sql",
     "update_sql",
 ]
+
+#: The pull ledger: per row, the row exactly as cdcsync's last pull left it. Written in
+#: the pull's own statement, so it survives a crash that loses the pull's state write.
+LEDGER_TABLE = "cdcsync_pull_ledger"
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +89,50 @@ def update_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql
         "UPDATE {} SET {} WHERE {} = %s RETURNING *, "
         "(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS {}"
     ).format(_table(schema, table), assignments, sql.Identifier(key), sql.Identifier(WRITTEN_MS))
+
+
+def pull_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql.Composed:
+    """``update_sql`` that also records the row as written in the pull ledger, atomically.
+
+    Parameters: the column values, the key, then the ledger's table name.
+    """
+    assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
+    return sql.SQL(
+        "WITH w AS (UPDATE {t} SET {a} WHERE {k} = %s RETURNING *), "
+        "l AS (INSERT INTO {ledger} (source_table, row_key, pulled) "
+        "SELECT %s, w.{k}::text, to_jsonb(w) FROM w "
+        "ON CONFLICT (source_table, row_key) "
+        "DO UPDATE SET pulled = EXCLUDED.pulled, pulled_at = now()) "
+        "SELECT w.*, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS {ms} FROM w"
+    ).format(
+        t=_table(schema, table),
+        a=assignments,
+        k=sql.Identifier(key),
+        ledger=_table(schema, LEDGER_TABLE),
+        ms=sql.Identifier(WRITTEN_MS),
+    )
+
+
+def holds_pull_sql(schema: str, table: str, key: str) -> sql.Composed:
+    """Whether the row is as the last pull left it, ignoring the given columns.
+
+    Parameters: the columns to ignore (text[], twice), the ledger's table name, the key.
+    No row (no ledger entry, or the row is gone) means no.
+    """
+    return sql.SQL(
+        "SELECT (to_jsonb(t) - %s::text[]) = (l.pulled - %s::text[]) AS held "
+        "FROM {t} AS t JOIN {ledger} AS l "
+        "ON l.source_table = %s AND l.row_key = t.{k}::text WHERE t.{k} = %s"
+    ).format(t=_table(schema, table), ledger=_table(schema, LEDGER_TABLE), k=sql.Identifier(key))
+
+
+def ledger_ddl(schema: str) -> sql.Composed:
+    """The pull ledger's table, created on the first pull when it is missing."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} (source_table text NOT NULL, row_key text NOT NULL, "
+        "pulled jsonb NOT NULL, pulled_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (source_table, row_key))"
+    ).format(_table(schema, LEDGER_TABLE))
 
 
 def insert_sql(schema: str, table: str, columns: Sequence[str]) -> sql.Composed:
@@ -137,6 +188,8 @@ class PostgresWriter(PostgresConnection):
         self.key_column = key_column
         self.allowed_columns = frozenset(allowed_columns)
         self.status_columns = frozenset(status_columns)
+        #: Whether the pull ledger is usable: None until the first pull tries to create it.
+        self.ledger: bool | None = None
 
     # -- operations ----------------------------------------------------------------------
 
@@ -168,6 +221,71 @@ class PostgresWriter(PostgresConnection):
         query = update_sql(self.schema, self.table, self.key_column, columns)
         params = [*(adapt(values[c]) for c in columns), entity_id]
         return await self.run("update", columns, lambda c: self._one(c, query, params))
+
+    async def pull(self, entity_id: str | int, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``update`` for a pull: the row as written is also kept in the pull ledger.
+
+        Without the ledger (no privilege to create it) this is a plain ``update``.
+        """
+        columns = checked_columns(values, self.allowed_columns, f"pull into {self.name}")
+        if not columns or not await self._ensure_ledger():
+            return await self.update(entity_id, values)
+        query = pull_sql(self.schema, self.table, self.key_column, columns)
+        params = [*(adapt(values[c]) for c in columns), entity_id, self.name]
+        return await self.run("pull", columns, lambda c: self._one(c, query, params))
+
+    async def holds_pull(self, entity_id: str | int) -> bool:
+        """Whether the row is exactly as cdcsync's last pull left it (status columns aside).
+
+        A pull whose state write was lost in a crash left the row changed; this tells
+        that change from a user's edit. ``False`` when unknown (no ledger, no entry).
+        """
+        if not self.ledger:
+            return False
+        ignore = sorted(self.status_columns)
+        query = holds_pull_sql(self.schema, self.table, self.key_column)
+        row = await self.run(
+            "holds_pull", (), lambda c: self._one(c, query, [ignore, ignore, self.name, entity_id])
+        )
+        return bool(row and row["held"])
+
+    async def _ensure_ledger(self) -> bool:
+        if self.ledger is None:
+            ddl = ledger_ddl(self.schema)
+            try:
+                try:
+                    await self.run("create pull ledger", (), lambda c: c.execute(ddl))
+                except SinkPermanentError:
+                    # Two workers creating it at once: one loses the race on the catalog.
+                    await self.run("create pull ledger", (), lambda c: c.execute(ddl))
+            except SinkPermanentError as exc:
+                self.ledger = False
+                logger.warning(
+                    "%s: pull ledger %s.%s not available (%s); a pull interrupted by a crash "
+                    "may then count as a conflict. Create it with: %s",
+                    self.name, self.schema, LEDGER_TABLE, exc,
+                    ddl.as_string(None),
+                )  # fmt: skip
+            else:
+                self.ledger = await self.run("check pull ledger", (), self._may_write_ledger)
+                if not self.ledger:
+                    logger.warning(
+                        "%s: no privilege to write the pull ledger %s.%s; a pull interrupted "
+                        "by a crash may then count as a conflict. Grant SELECT, INSERT, "
+                        "UPDATE on it to this user.", self.name, self.schema, LEDGER_TABLE,
+                    )  # fmt: skip
+        return self.ledger
+
+    async def _may_write_ledger(self, conn: Conn) -> bool:
+        name = _table(self.schema, LEDGER_TABLE).as_string(conn)
+        # One privilege per call: a list is true when *any* of them is held.
+        cur = await conn.execute(
+            "SELECT has_table_privilege(%s, 'SELECT') AND has_table_privilege(%s, 'INSERT') "
+            "AND has_table_privilege(%s, 'UPDATE') AS ok",
+            [name, name, name],
+        )
+        row = await cur.fetchone()
+        return bool(row and row["ok"])
 
     async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Insert a row of ``values`` (allowed columns only) and return it as stored."""

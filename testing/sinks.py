@@ -104,6 +104,8 @@ class MemoryWriter:
 
     def __init__(self, on_change: Change, *, key_column: str = "id") -> None:
         self.rows: dict[str, dict[str, Any]] = {}
+        #: The pull ledger: each row as the last ``pull`` left it.
+        self.pulled: dict[str, dict[str, Any]] = {}
         self.on_change = on_change
         self.key_column = key_column
         self.writes = 0
@@ -130,6 +132,16 @@ class MemoryWriter:
         self.on_change("u", entity_id, before, after)
         return dict(after)
 
+    async def pull(self, entity_id: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        after = await self.update(entity_id, values)
+        if after is not None:
+            self.pulled[entity_id] = dict(after)
+        return after
+
+    async def holds_pull(self, entity_id: str) -> bool:
+        row = self.rows.get(entity_id)
+        return row is not None and self.pulled.get(entity_id) == row
+
     async def insert(self, values: Mapping[str, Any]) -> dict[str, Any]:
         entity_id = str(next(self._ids))
         row = {self.key_column: int(entity_id), **values}
@@ -148,4 +160,7 @@ class MemoryWriter:
 
     async def write_status(self, entity_id: str, values: Mapping[str, Any]) -> None:
         if entity_id in self.rows:
+            held = self.pulled.get(entity_id) == self.rows[entity_id]
             self.edit(entity_id, values)
+            if held:  # like the ledger's check, which ignores the status columns
+                self.pulled[entity_id] = dict(self.rows[entity_id])

@@ -218,3 +218,50 @@ async def test_pull_round_trip_through_the_table(writer: PostgresWriter) -> None
         "lastName": None,
         "name": "Acme",
     }
+
+
+async def test_the_pull_ledger_tells_a_pulled_row_from_an_edited_one(
+    writer: PostgresWriter, dsn: str, table: str
+) -> None:
+    row = await writer.insert({"email": "p@example.org", "first_name": "P"})
+    key = str(row["id"])
+    assert await writer.holds_pull(key) is False  # nothing pulled yet
+
+    after = await writer.pull(key, {"first_name": "Pulled", "tags": ["x"]})
+    assert after is not None and after["first_name"] == "Pulled" and WRITTEN_MS in after
+    assert writer.ledger is True
+    assert await writer.holds_pull(key) is True
+    await writer.write_status(key, {"sync_status": "synced"})  # status columns do not count
+    assert await writer.holds_pull(key) is True
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f"UPDATE {table} SET last_name = 'Edited' WHERE id = %s", [row["id"]])
+    assert await writer.holds_pull(key) is False  # a user's edit since the pull
+    await writer.pull(key, {"first_name": "Again"})
+    assert await writer.holds_pull(key) is True
+    assert await writer.pull(str(row["id"] + 1000), {"first_name": "x"}) is None
+
+
+async def test_without_privilege_on_the_pull_ledger_a_pull_is_a_plain_update(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = f"it_ledger_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(f"CREATE TABLE {schema}.t (id bigint PRIMARY KEY, first_name text)")
+        await conn.execute(f"INSERT INTO {schema}.t VALUES (1, 'Q')")
+    try:
+        async with PostgresWriter(dsn, table="t", schema=schema, allowed_columns=ALLOWED) as w:
+            await w.pull("1", {"first_name": "Q2"})  # creates the ledger
+            assert w.ledger is True
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await conn.execute(f"REVOKE INSERT ON {schema}.cdcsync_pull_ledger FROM CURRENT_USER")
+        async with PostgresWriter(dsn, table="t", schema=schema, allowed_columns=ALLOWED) as w:
+            after = await w.pull("1", {"first_name": "Limited"})
+            assert after is not None and after["first_name"] == "Limited"
+            assert w.ledger is False
+            assert await w.holds_pull("1") is False
+        assert "no privilege to write the pull ledger" in caplog.text
+    finally:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")

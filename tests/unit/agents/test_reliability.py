@@ -244,3 +244,37 @@ async def test_an_echo_queued_behind_a_parked_pull_does_not_make_its_retry_a_con
     assert [r["action"] for r in sync.topics.results.sent][-2:] == ["pull", "skip"]
     assert writer.rows["1"]["notes"] == "second"
     assert sync.sink.objects[oid]["notes"] == "second"
+
+
+async def test_a_pull_whose_state_write_a_crash_lost_is_no_conflict_when_it_comes_again():
+    """The full soak lost 5 edits this way: a pull wrote the row, the worker was killed
+    before the state write, and the redelivered poll record found the row changed since
+    the last synced state, counted it a source change and, source winning, pushed the
+    pulled row over the next external edit."""
+    sync, writer, feed, oid = await two_way_contact("first")
+    before = sync.state.load("1")
+    first = polled(sync, oid)
+    await sync.process(feed(None, {"id": 1}, value=first))
+    assert writer.rows["1"]["notes"] == "first"
+    sync.state.store("1", before)  # killed before the state write: its changelog never landed
+    sync.sink.edit(oid, {"notes": "second"})
+
+    await sync.process(feed(None, {"id": 1}, value=first))  # redelivered
+    assert sync.topics.results.sent[-1]["action"] == "pull"
+    assert writer.rows["1"]["notes"] == "second"
+    assert sync.sink.objects[oid]["notes"] == "second"
+
+
+async def test_a_row_edited_after_a_pull_whose_state_was_lost_is_still_a_conflict():
+    sync, writer, feed, oid = await two_way_contact("first")
+    before = sync.state.load("1")
+    first = polled(sync, oid)
+    await sync.process(feed(None, {"id": 1}, value=first))
+    sync.state.store("1", before)
+    writer.rows["1"] = {**writer.rows["1"], "first_name": "Ann"}  # a user's edit, event on its way
+    sync.sink.edit(oid, {"notes": "second"})
+
+    await sync.process(feed(None, {"id": 1}, value=first))
+    last = sync.topics.results.sent[-1]
+    assert (last["action"], last["reason"]) == ("update", "conflict (source_wins): source wins")
+    assert sync.sink.objects[oid]["firstName"] == "Ann"

@@ -23,7 +23,10 @@ from cdcsync.sinks.writeback import (
     PostgresWriter,
     columns_sql,
     delete_sql,
+    holds_pull_sql,
     insert_sql,
+    ledger_ddl,
+    pull_sql,
     select_sql,
     update_sql,
 )
@@ -64,6 +67,21 @@ def writer(**kwargs: Any) -> PostgresWriter:
 )
 def test_statements(query: psycopg.sql.Composable, expected: str) -> None:
     assert query.as_string() == expected
+
+
+def test_a_pull_and_its_ledger_entry_are_one_statement() -> None:
+    """One statement, so a crash cannot keep the row's write and lose the ledger's."""
+    text = pull_sql("s", 'we"ird', "id", ["a"]).as_string()
+    assert text.startswith('WITH w AS (UPDATE "s"."we""ird" SET "a" = %s WHERE "id" = %s')
+    assert 'INSERT INTO "s"."cdcsync_pull_ledger"' in text and "to_jsonb(w)" in text
+    assert text.endswith('AS "__cdcsync_written_ms" FROM w')
+    check = holds_pull_sql("s", "t", "id").as_string()
+    assert "(to_jsonb(t) - %s::text[]) = (l.pulled - %s::text[])" in check
+    assert (
+        ledger_ddl("s")
+        .as_string()
+        .startswith('CREATE TABLE IF NOT EXISTS "s"."cdcsync_pull_ledger"')
+    )
 
 
 def test_columns_query_is_parameterised() -> None:
