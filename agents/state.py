@@ -17,7 +17,7 @@ from faust.types import EventT
 from cdcsync.agents.change import GONE, SYNCED, Outcome, RawEvent
 from cdcsync.schemas.envelope import Origin
 from cdcsync.schemas.events import SourcePosition
-from cdcsync.schemas.state import SyncState, WriteMark
+from cdcsync.schemas.state import SyncState, WriteMark, retries
 
 __all__ = ["WRITE_MARKS", "StateStore", "bind_event", "next_state"]
 
@@ -29,12 +29,9 @@ WRITTEN = frozenset({"create", "update", "delete", "mark_target"})
 
 def _timer_retries(value: dict[str, Any] | None) -> bool:
     """Parked behind a transient failure, not held for an operator: the timer retries it."""
-    return bool(
-        value
-        and value.get("status") == "retrying"
-        and value.get("parked")
-        and not value.get("hold")
-    )
+    if not value:
+        return False
+    return retries(value.get("status"), bool(value.get("parked")), bool(value.get("hold")))
 
 
 def next_state(
@@ -138,7 +135,7 @@ class StateStore:
         """Write the state back to the table (and so to its changelog)."""
         # Write the value back: Faust only logs assignments to the changelog.
         self.table[entity_id] = state.model_dump(mode="json")
-        if state.status == "retrying" and state.parked and not state.hold:
+        if state.parked_for_retry:
             self.due[entity_id] = state.retry_at_ms or 0
         else:
             self.due.pop(entity_id, None)

@@ -181,7 +181,7 @@ class EntitySync:
         not a redelivery (handle() reports that as already applied). A parked entity queues
         every record instead."""
         state = self.state.load(change.entity_id)
-        if state is not None and state.status not in ("synced", "deleted"):
+        if state is not None and (state.status not in ("synced", "deleted") or state.parked):
             return False
         return state is None or not state.seen(raw.position.partition, raw.position.offset)
 
@@ -238,7 +238,7 @@ class EntitySync:
             if recheck and record.origin == "source":
                 record = record.model_copy(update={"recheck": True})
             state = self.state.load(entity_id)
-            if state is not None and state.status == "retrying":
+            if state is not None and (state.status == "retrying" or state.parked_for_retry):
                 await self._queue_behind(raw, record, state)
                 return
             await self.run(raw, record, state, attempt=1, errors=[])

@@ -87,6 +87,13 @@ class SyncState(BaseModel):
             return self.source_pending
         return self.status in ("retrying", "permanently_failed")
 
+    @property
+    def parked_for_retry(self) -> bool:
+        """Parked events the retry timer redrives: behind a transient failure, or left by a
+        drain that a crash stopped between two of them (the status is then the last
+        event's). Not those held for an operator: a loop guard's hold, a manual conflict."""
+        return retries(self.status, bool(self.parked), self.hold is not None)
+
     def seen(self, partition: int, offset: int) -> bool:
         """True when the event at ``partition``/``offset`` was already applied."""
         return (
@@ -94,3 +101,8 @@ class SyncState(BaseModel):
             and self.last_offset is not None
             and offset <= self.last_offset
         )
+
+
+def retries(status: str | None, parked: bool, held: bool) -> bool:
+    """Whether parked events in this status are the retry timer's (see ``parked_for_retry``)."""
+    return parked and not held and status in ("retrying", "synced", "deleted", "permanently_failed")

@@ -278,3 +278,42 @@ async def test_a_row_edited_after_a_pull_whose_state_was_lost_is_still_a_conflic
     last = sync.topics.results.sent[-1]
     assert (last["action"], last["reason"]) == ("update", "conflict (source_wins): source wins")
     assert sync.sink.objects[oid]["firstName"] == "Ann"
+
+
+class Killed(BaseException):
+    """kill -9 in the middle of an API call: nothing after it runs."""
+
+
+async def test_a_worker_killed_while_draining_a_parked_queue_leaves_the_rest_parked_and_due():
+    """The full soak's orphan: a kill between two events of a drain left the entity
+    'synced' with events still queued and no retry due. Nothing redrove them, later
+    records ran first, and when a redrive came the queued delete counted as already
+    applied."""
+    sync, feed = await failing_after_create()
+    for name in ("A2", "A3", "A4"):
+        await sync.process(feed("u", {**ADA, "first_name": name}))
+    assert [p.offset for p in sync.state.load("1").parked] == [2, 3, 4]
+    calls = 0
+    update = sync.sink.update
+
+    async def killed_on_the_second(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Killed
+        return await update(*args, **kwargs)
+
+    sync.sink.update = killed_on_the_second
+    with pytest.raises(Killed):
+        await sync.process(feed(None, ADA, value=RETRY))
+    state = sync.state.load("1")
+    assert [p.offset for p in state.parked] == [3, 4]
+    assert state.last_offset == 2 and state.parked_for_retry and "1" in sync.state.due
+
+    sync.sink.update = update  # the restarted worker: a newer record queues behind the rest
+    await sync.process(feed("u", {**ADA, "first_name": "A5"}))
+    assert [p.offset for p in sync.state.load("1").parked] == [3, 4, 6]
+    await sync.process(feed(None, ADA, value=RETRY))  # and its timer redrives them
+    assert [r["source"]["offset"] for r in sync.topics.results.sent[1:]] == [2, 3, 4, 6]
+    assert sync.state.load("1").parked == [] and sync.state.load("1").status == "synced"
+    assert sync.sink.objects[sync.state.load("1").external_id]["firstName"] == "A5"
