@@ -3,6 +3,8 @@
 - :mod:`~cdcsync.sinks.delivery.bulk`: writes of concurrent changes gathered into bulk calls.
 - :mod:`~cdcsync.sinks.delivery.ratelimit`: an API's budget of calls per second and in flight.
 - :mod:`~cdcsync.sinks.delivery.transport`: the HTTP transport and what its failures mean.
+- :mod:`~cdcsync.sinks.delivery.sender`: an httpx client's requests built and sent straight
+  to its transport.
 - :mod:`~cdcsync.sinks.delivery.pgconnection`: one shared PostgreSQL connection, reconnects,
   failures translated.
 - :mod:`~cdcsync.sinks.delivery.audit`: the audit trail, one record per outgoing call.

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
-__all__ = ["TRANSPORT_ERRORS", "TransportFailure", "classify", "make_transport"]
+__all__ = [
+    "TRANSPORT_ERRORS",
+    "TransportFailure",
+    "WholeAnswerTransport",
+    "classify",
+    "make_transport",
+]
 
 #: What a request through :func:`make_transport` can raise besides an HTTP status.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx.HTTPError, aiohttp.ClientError)
@@ -50,7 +57,68 @@ def make_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return AiohttpTransport(limits=limits)
+    return WholeAnswerTransport(limits=limits)
+
+
+class WholeAnswerTransport(AiohttpTransport):
+    """httpx-aiohttp's transport, reading each answer whole before returning it.
+
+    The provider reads every answer whole anyway; streaming it to httpx chunk by
+    chunk through two wrappers cost more than the read (bench/, ``--profile``).
+    The request goes out exactly as httpx-aiohttp sends it, and its errors are
+    mapped the same way.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
+        with map_aiohttp_exceptions():
+            try:
+                data: bytes | httpx.AsyncByteStream | None = request.content or None
+            except httpx.RequestNotRead:
+                data = request.stream  # type: ignore[assignment]
+                request.headers.pop("transfer-encoding", None)  # aiohttp chunks it
+            async with self.client.request(
+                method=request.method,
+                url=str(request.url),
+                headers=request.headers,
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,  # httpx decodes, as for any transport
+                compress=False,
+                timeout=_client_timeout(timeout),
+                server_hostname=request.extensions.get("sni_hostname"),
+                proxy=str(self.proxy.url) if self.proxy else None,
+                proxy_auth=aiohttp.BasicAuth(*self.proxy.auth)
+                if self.proxy and self.proxy.auth
+                else None,
+                proxy_headers=self.proxy.headers if self.proxy else None,
+            ) as answer:
+                body = await answer.read()
+        extensions = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode()
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.raw_headers,
+            content=body,
+            request=request,
+            extensions=extensions,
+        )
+
+
+_Timeouts = tuple[float | None, float | None, float | None]
+_TIMEOUTS_BY_SETTING: dict[_Timeouts, aiohttp.ClientTimeout] = {}
+
+
+def _client_timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+    """httpx's timeouts as aiohttp's (as httpx-aiohttp maps them), built once per setting."""
+    key: _Timeouts = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+    if (found := _TIMEOUTS_BY_SETTING.get(key)) is None:
+        found = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+        _TIMEOUTS_BY_SETTING[key] = found
+    return found
 
 
 def classify(exc: BaseException, timeout_s: float) -> TransportFailure:

@@ -26,6 +26,7 @@ from cdcsync.sinks.delivery.ratelimit import (
     parse_retry_after,
     resolve_workers,
 )
+from cdcsync.sinks.delivery.sender import Sender
 from cdcsync.sinks.delivery.transport import TRANSPORT_ERRORS, classify, make_transport
 from cdcsync.sinks.providers.rest.answers import id_problem
 from cdcsync.sinks.providers.rest.auth import (
@@ -86,14 +87,18 @@ class RestSink(Sink):
         self._log_filter = RedactingFilter(self._failures.redact)
         if settings.auth == "query":  # httpx's log lines show the URL, the key with it
             logging.getLogger("httpx").addFilter(self._log_filter)
+        transport = transport or make_transport(settings.max_connections)
         self._client = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=self.auth,
             headers={"Accept": "application/json"},
             timeout=httpx.Timeout(settings.timeout_s),
-            transport=transport or make_transport(settings.max_connections),
+            transport=transport,
             event_hooks={"request": [_count_request, self._audit]},
         )
+        #: Sends the client's requests without its per-request layers (its hooks, auth,
+        #: timeout and cookies kept).
+        self._sender = Sender(self._client, transport)
 
     def __repr__(self) -> str:
         s = self.settings
@@ -210,13 +215,11 @@ class RestSink(Sink):
     ) -> httpx.Response:
         """Send one request; a 2xx (or a 404 when ``missing_ok``) returns, the rest raises."""
         payload = None if body is None else dict(body)
-        request = self._client.build_request(
-            method, url, params=params, json=payload, headers=headers
-        )
+        request = self._sender.build(method, url, params=params, json_body=payload, headers=headers)
         path = request.url.path
         try:
             async with self.limiter.slot():
-                response = await self._client.send(request)
+                response = await self._sender.send(request)
         except TRANSPORT_ERRORS as exc:
             failure = classify(exc, self.settings.timeout_s)
             self._failures.fail(method, path, failure.what, transient=failure.transient, cause=exc)

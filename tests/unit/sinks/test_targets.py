@@ -88,7 +88,7 @@ async def test_the_sink_gets_the_secret_and_audits_every_call_without_it() -> No
         seen.append(request.headers["Authorization"])
         return httpx.Response(201, json={"id": "7", "rowId": "r1", "email": "a@b"})
 
-    sink._client._transport = httpx.MockTransport(handler)  # the network, nothing else
+    sink._sender.transport = httpx.MockTransport(handler)  # the network, nothing else
     token = call_counter.set(CallCounter(entity="contact", entity_id="42"))
     try:
         await sink.create({"email": "a@b"})

@@ -1,12 +1,19 @@
-"""What a failed request means: classify() reads aiohttp's exception under httpx's."""
+"""The REST transport: answers read whole, and what a failed request means (classify() reads
+aiohttp's exception under httpx's)."""
 
 from __future__ import annotations
+
+import gzip
+import json
+import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 
-from cdcsync.sinks.delivery.transport import classify
+from cdcsync.sinks.delivery.transport import classify, make_transport
 
 
 def _mapped(httpx_class: type[httpx.HTTPError], cause: BaseException) -> httpx.HTTPError:
@@ -46,3 +53,64 @@ def test_classify(exc: BaseException, transient: bool, start: str) -> None:
     assert failure.transient is transient
     assert failure.what.startswith(start), failure.what
     assert failure.what.endswith("will retry" if transient else "check base_url")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    """A local aiohttp server: /gzip answers a gzip-encoded JSON body, /echo the request."""
+
+    async def gzipped(request: web.Request) -> web.Response:
+        body = gzip.compress(json.dumps({"id": "7", "name": "é"}).encode())
+        return web.Response(body=body, headers={"Content-Encoding": "gzip",
+                                                "Content-Type": "application/json"})  # fmt: skip
+
+    async def echo(request: web.Request) -> web.Response:
+        seen = {"method": request.method, "body": (await request.read()).decode(),
+                "if_match": request.headers.get("If-Match")}  # fmt: skip
+        return web.json_response(seen, status=201, reason="Made")
+
+    app = web.Application()
+    app.router.add_get("/gzip", gzipped)
+    app.router.add_route("*", "/echo", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_transport_returns_the_answer_read_and_decoded(server: str) -> None:
+    transport = make_transport(2)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=server) as client:
+            answer = await transport.handle_async_request(client.build_request("GET", "/gzip"))
+            assert answer.is_stream_consumed  # read whole: nothing left to stream
+            assert answer.json() == {"id": "7", "name": "é"}
+            request = client.build_request("PUT", "/echo", json={"a": 1}, headers={"If-Match": "r"})
+            answer = await transport.handle_async_request(request)
+            assert (answer.status_code, answer.reason_phrase) == (201, "Made")
+            assert answer.json() == {"method": "PUT", "body": '{"a":1}', "if_match": "r"}
+            assert answer.request is request
+    finally:
+        await transport.aclose()
+
+
+async def test_the_transport_maps_a_refused_connection_as_httpx_aiohttp_does() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    transport = make_transport(2)
+    try:
+        request = httpx.Request("GET", f"http://127.0.0.1:{port}/x", extensions={"timeout": {}})
+        # httpx-aiohttp's coarse mapping (a ConnectTimeout), aiohttp's error as its cause
+        with pytest.raises(httpx.ConnectTimeout) as caught:
+            await transport.handle_async_request(request)
+    finally:
+        await transport.aclose()
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    failure = classify(caught.value, 2.0)
+    assert failure.transient and failure.what.startswith("failed in transit (ClientConnector")
