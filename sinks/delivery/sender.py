@@ -22,6 +22,9 @@ import httpx
 
 __all__ = ["Sender"]
 
+#: Paths whose parsed URL is kept; past that the cache starts again.
+URL_CACHE_SIZE = 4096
+
 #: httpx's own logger: each request's line goes there, as httpx writes it.
 _httpx_log = logging.getLogger("httpx")
 
@@ -45,6 +48,8 @@ class Sender:
         headers["Host"] = base.netloc.decode("ascii")  # what httpx.Request would set
         self._headers = headers
         self._extensions = {"timeout": client.timeout.as_dict()}
+        #: Parsed URLs by path: a worker writes the same objects' paths again and again.
+        self._urls: dict[str, httpx.URL] = {}
 
     def build(
         self,
@@ -63,7 +68,11 @@ class Sender:
             return self.client.build_request(
                 method, url, params=params, json=json_body, headers=headers
             )
-        target = httpx.URL(self._base + url)
+        target = self._urls.get(url)
+        if target is None:
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            target = self._urls[url] = httpx.URL(self._base + url)
         if params:
             target = target.copy_merge_params(params)
         merged = httpx.Headers(self._headers)
@@ -77,9 +86,12 @@ class Sender:
             merged.update(headers)  # a caller's Content-Type (merge-patch) wins, as in httpx
         if content or method in ("POST", "PUT", "PATCH"):
             merged["Content-Length"] = str(len(content))
+        # stream=: the headers are complete, so httpx need not rebuild them (content= would)
         request = httpx.Request(
-            method, target, headers=merged, content=content, extensions=dict(self._extensions)
-        )
+            method, target, headers=merged, stream=httpx.ByteStream(content),
+            extensions=dict(self._extensions),
+        )  # fmt: skip
+        request.read()  # the body as request.content, as content= leaves it
         if self.client.cookies:
             self.client.cookies.set_cookie_header(request)
         return request

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import httpx
 import pytest
 
+from cdcsync.sinks.delivery import sender as sender_module
 from cdcsync.sinks.delivery.sender import Sender
 
 MERGE = "application/merge-patch+json"
@@ -148,3 +149,18 @@ async def test_a_closed_client_sends_nothing() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await sender.send(sender.build("GET", "/a"))
     assert calls == []
+
+
+async def test_paths_built_again_and_past_the_url_cache_keep_their_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sender_module, "URL_CACHE_SIZE", 2)
+    async with _client("https://api.test/v2") as client:
+        sender = Sender(client, httpx.MockTransport(lambda r: httpx.Response(204)))
+        for path in ["/c/1", "/c/2", "/c/1", "/c/3", "/c/é", "/c/2", "/c/1"]:
+            built = sender.build("PUT", path, json_body={"n": path})
+            _same(built, client.build_request("PUT", path, json={"n": path}))
+        with_query = sender.build("GET", "/c/1", params={"q": "1"})
+        again = sender.build("GET", "/c/1")
+    assert str(with_query.url) == "https://api.test/v2/c/1?q=1"
+    assert str(again.url) == "https://api.test/v2/c/1"  # the query did not stick to the path
