@@ -78,6 +78,7 @@ def build_syncs(
     refs: dict[str, Any],
     *,
     links: dict[str, Any] | None = None,
+    polled: dict[str, Any] | None = None,
     auditor: Auditor | None = None,
 ) -> dict[str, EntitySync]:
     """One :class:`EntitySync` per entity, enabled or not (operator commands read them all)."""
@@ -100,6 +101,7 @@ def build_syncs(
             ),
             writer_factory=functools.partial(_writer, config, entity, set(mapper.pull_columns)),
             links=(links or {}).get(name),
+            polled=(polled or {}).get(name),
             child_keys=_child_keys(config) if entity.children else None,
         )
     for name in config.entities:
@@ -139,7 +141,12 @@ def _timer_for(sync: EntitySync, topic: faust.TopicT) -> Any:
         with counting(sync.entity):  # names audit records
             try:
                 poller = poller or Poller(
-                    sync.entity, sync.applier, topic, sync.refs, notify=sync.emit.notify
+                    sync.entity,
+                    sync.applier,
+                    topic,
+                    sync.refs,
+                    notify=sync.emit.notify,
+                    seen=sync.polled,
                 )
                 await poller.poll_once()
             except Exception:  # a failed poll is retried at the next interval

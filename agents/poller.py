@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import faust
 from cdcsync import metrics
 from cdcsync.agents.apply import Applier
 from cdcsync.agents.decide import deletes_allowed
+from cdcsync.agents.deliveries import Deliveries, current, send
 from cdcsync.errors import MappingError, SinkError
 from cdcsync.schemas.envelope import ExternalChange
 from cdcsync.sinks.base import ExternalRecord
@@ -29,6 +30,9 @@ __all__ = ["Notify", "PollReport", "Poller"]
 Notify = Callable[[str | None, str, str], Awaitable[None]]
 
 log = logging.getLogger(__name__)
+
+#: In a pass's published versions: the object was reported deleted (forget its version).
+_GONE: Any = object()
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Poller:
         refs: Any,
         *,
         notify: Notify | None = None,
+        seen: MutableMapping[str, str | None] | None = None,
     ) -> None:
         self.entity = entity
         #: Tells a person (the notifications topic) when the mass-delete guard holds.
@@ -68,48 +73,30 @@ class Poller:
         self.applier = applier
         self.topic = topic
         self.refs = refs
-        #: external id -> version last published (or ignored); empty after a restart, when
-        #: the first poll republishes everything and the agent skips what it already has.
-        self.last_seen: dict[str, str | None] = {}
+        #: external id -> version last published (or ignored). In the worker it is the
+        #: ``polled_<entity>`` table, kept in Kafka, so a new leader's first poll publishes
+        #: only what changed; a plain dict republishes everything after a restart.
+        self.last_seen: MutableMapping[str, str | None] = {} if seen is None else seen
         self.reported_gone: set[str] = set()
 
     async def poll_once(self) -> PollReport:
         """One full pass over the external records."""
         started = time.monotonic()
         report = PollReport()
-        known_before = dict(self.refs.items())  # ids created during the pass are not "gone"
-        listed: set[str] = set()
-        async for record in self.applier.sink.list():
-            report.listed += 1
-            listed.add(record.id)
-            version = self.applier.version_of(record)
-            if record.id in self.last_seen and self.last_seen[record.id] == version:
-                continue
-            key = self.refs.get(record.id)
-            if key is None:
-                await self._unknown(record, report)
-                self.last_seen[record.id] = version
-                continue
-            await self._publish(
-                key,
-                ExternalChange(
-                    change="upsert",
-                    external_id=record.id,
-                    version=version,
-                    fields=dict(record.fields),
-                    observed_ms=int(time.time() * 1000),
-                ),
-            )
-            self.last_seen[record.id] = version
-            report.published += 1
-        missing = {
-            external_id: key
-            for external_id, key in known_before.items()
-            if external_id not in listed and external_id not in self.reported_gone
-        }
-        if missing:
-            await self._missing(missing, len(known_before), report)
-        self.reported_gone &= set(known_before)
+        deliveries = Deliveries()
+        token = current.set(deliveries)
+        try:
+            published = await self._pass(report)
+            # A version counts as seen once its record is in the topic, never before: a
+            # leader killed in between leaves it to the next leader to publish again.
+            await deliveries.confirm()
+        finally:
+            current.reset(token)
+        for external_id, version in published.items():
+            if version is _GONE:
+                self.last_seen.pop(external_id, None)
+            else:
+                self.last_seen[external_id] = version
         report.seconds = time.monotonic() - started
         log.info(
             "%s: polled %d external records in %.2fs: %d changed, %d gone, %d created "
@@ -125,6 +112,45 @@ class Poller:
             report.delete_blocked,
         )
         return report
+
+    async def _pass(self, report: PollReport) -> dict[str, Any]:
+        """List and publish; what was published: external id -> version (or ``_GONE``)."""
+        published: dict[str, Any] = {}
+        known_before = dict(self.refs.items())  # ids created during the pass are not "gone"
+        listed: set[str] = set()
+        async for record in self.applier.sink.list():
+            report.listed += 1
+            listed.add(record.id)
+            version = self.applier.version_of(record)
+            if record.id in self.last_seen and self.last_seen[record.id] == version:
+                continue
+            key = self.refs.get(record.id)
+            if key is None:
+                await self._unknown(record, report)
+                published[record.id] = version
+                continue
+            await self._publish(
+                key,
+                ExternalChange(
+                    change="upsert",
+                    external_id=record.id,
+                    version=version,
+                    fields=dict(record.fields),
+                    observed_ms=int(time.time() * 1000),
+                ),
+            )
+            published[record.id] = version
+            report.published += 1
+        missing = {
+            external_id: key
+            for external_id, key in known_before.items()
+            if external_id not in listed and external_id not in self.reported_gone
+        }
+        if missing:
+            await self._missing(missing, len(known_before), report)
+            published.update(dict.fromkeys(self.reported_gone & set(missing), _GONE))
+        self.reported_gone &= set(known_before)
+        return published
 
     async def _missing(self, missing: dict[str, str], linked: int, report: PollReport) -> None:
         """Report objects missing from the listing as deleted, each confirmed by a direct
@@ -186,4 +212,4 @@ class Poller:
             report.not_created += 1
 
     async def _publish(self, key: str, change: ExternalChange) -> None:
-        await self.topic.send(key=key.encode(), value=change.model_dump_json().encode())
+        await send(self.topic, key=key.encode(), value=change.model_dump_json().encode())

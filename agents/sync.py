@@ -83,6 +83,8 @@ class EntitySync:
     parent: ParentLink | None = None
     links: Any = None
     child_keys: ChildKeys | None = None
+    #: faust GlobalTable[str, str | None]: external id -> version the poller last published.
+    polled: Any = None
 
     @functools.cached_property
     def sink(self) -> Sink:

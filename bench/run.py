@@ -142,7 +142,10 @@ class _Run:
             wl.cleanup(self.stack)
             topics = [POLL_TOPIC, wl.BENCH_TOPIC, *OUTPUT_TOPICS]
             for w in self.workers:
-                topics += [w.changelog, w.config.changelog_topic("contact", "refs_contact")]
+                topics += [w.changelog] + [
+                    w.config.changelog_topic("contact", table)
+                    for table in ("refs_contact", "polled_contact")
+                ]
             wl.delete_topics(self.kafka, topics)
             wl.delete_groups(self.kafka, [w.config.app.id for w in self.workers])
 

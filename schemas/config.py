@@ -245,6 +245,10 @@ class Config(_Model):
         """Name of the global table mapping external ids to entity keys (``make_ref``)."""
         return f"refs_{entity}"
 
+    def polled_table(self, entity: str) -> str:
+        """Name of the global table of the versions the poller last published (``Poller``)."""
+        return f"polled_{entity}"
+
     def state_table(self, entity: str) -> str:
         """Name of the Faust table holding the sync state of ``entity``."""
         return f"state_{entity}"

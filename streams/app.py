@@ -17,7 +17,7 @@ from cdcsync.streams.guard import WebGuard
 from cdcsync.streams.kafka_auth import broker_credentials, check_credentials
 from cdcsync.streams.preflight import preflight
 from cdcsync.streams.sync_app import SyncApp
-from cdcsync.streams.tables import declare_links, declare_refs, declare_tables
+from cdcsync.streams.tables import declare_links, declare_polled, declare_refs, declare_tables
 from cdcsync.streams.topics import declare_topics
 from cdcsync.streams.web import configure_web, register_pages
 
@@ -59,6 +59,7 @@ def create_app(config: Config, *, config_path: Path | None = None) -> SyncApp:
         tables,
         declare_refs(app, config),
         links=declare_links(app, config),
+        polled=declare_polled(app, config),
         auditor=TopicAuditor(topics.audit),
     )
     register_agents(app, config, app.syncs)

@@ -11,6 +11,7 @@ from cdcsync.schemas.config import Config
 __all__ = [
     "WEBHOOK_IDS_TABLE",
     "declare_links",
+    "declare_polled",
     "declare_refs",
     "declare_tables",
     "declare_webhook_ids",
@@ -29,6 +30,25 @@ def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
             default=None,
             partitions=config.topics.partitions,
             help=f"external id -> key of {name}",
+        )
+        for name in config.entities
+    }
+
+
+def declare_polled(app: faust.App, config: Config) -> dict[str, Any]:
+    """Declare ``polled_<entity>``: external id -> version the poller last published.
+
+    Global, so whichever worker leads next polls from where the last one stopped
+    instead of publishing every record again; written by the poll timer (outside a
+    stream), hence ``use_partitioner``.
+    """
+    return {
+        name: app.GlobalTable(
+            config.polled_table(name),
+            default=None,
+            partitions=config.topics.partitions,
+            use_partitioner=True,
+            help=f"external id -> version last polled of {name}",
         )
         for name in config.entities
     }

@@ -56,9 +56,8 @@ def topic_specs(config: Config) -> list[TopicSpec]:
     specs.append(TopicSpec(webhook_ids_changelog(config), n, compacted=True))
     for name in config.entities:
         specs.append(TopicSpec(config.changelog_topic(name), n, compacted=True))
-        specs.append(
-            TopicSpec(config.changelog_topic(name, config.refs_table(name)), n, compacted=True)
-        )
+        for table in (config.refs_table(name), config.polled_table(name)):
+            specs.append(TopicSpec(config.changelog_topic(name, table), n, compacted=True))
         if config.entities[name].children:
             links = config.changelog_topic(name, config.links_table(name))
             specs.append(TopicSpec(links, n, compacted=True))

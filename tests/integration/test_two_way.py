@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -97,3 +99,41 @@ def test_external_delete_follows_the_target_delete_policy(worker, db, watcher, e
     external.delete(external_id)
     synced(watcher, entity_id, "pull_delete")
     assert row(db, entity_id) is None
+
+
+POLLED = re.compile(rb"contact: polled (\d+) external records in [\d.]+s: (\d+) changed")
+
+
+def polls(log: Path, offset: int) -> list[tuple[int, int]]:
+    """(listed, changed) of each poll the worker logged after ``offset``."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        return [(int(m[1]), int(m[2])) for m in POLLED.finditer(f.read())]
+
+
+def wait_for_polls(log: Path, offset: int, n: int, timeout_s: float = 60) -> list[tuple[int, int]]:
+    deadline = time.monotonic() + timeout_s
+    while len(found := polls(log, offset)) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} polls logged in {log}"
+        time.sleep(0.5)
+    return found
+
+
+def test_a_restarted_worker_polls_on_from_where_it_stopped(worker, db, watcher, tag):
+    """A new leader's first poll publishes what changed, not every external record again
+    (the poller's versions are kept in the polled_contact table)."""
+    synced(watcher, insert(db, tag, "Kept"), "create")
+    log: Path = worker.log_path
+    deadline = time.monotonic() + 60
+    while True:  # settled: a poll that found nothing new, with our object listed
+        start = log.stat().st_size
+        listed, changed = wait_for_polls(log, start, 1)[0]
+        if changed == 0 and listed > 0:
+            break
+        assert time.monotonic() < deadline, "the poller never settled"
+    worker.stop()
+    restart = log.stat().st_size
+    worker.start()
+    listed, changed = wait_for_polls(log, restart, 1)[0]
+    assert listed > 0
+    assert changed == 0, f"the new leader's first poll published {changed} of {listed} again"
