@@ -78,6 +78,9 @@ class Poller:
         #: only what changed; a plain dict republishes everything after a restart.
         self.last_seen: MutableMapping[str, str | None] = {} if seen is None else seen
         self.reported_gone: set[str] = set()
+        #: external id -> version of records linked to no entity that this worker tried
+        #: to create a row for (in memory only).
+        self.unknown: dict[str, str | None] = {}
 
     async def poll_once(self) -> PollReport:
         """One full pass over the external records."""
@@ -124,10 +127,15 @@ class Poller:
             version = self.applier.version_of(record)
             if record.id in self.last_seen and self.last_seen[record.id] == version:
                 continue
+            if record.id in self.unknown and self.unknown[record.id] == version:
+                continue
             key = self.refs.get(record.id)
             if key is None:
+                # Not kept in the table: the refs of a worker just started may still be
+                # recovering, and a linked record taken for unknown would never be published.
                 await self._unknown(record, report)
-                published[record.id] = version
+                if self.applier.config.policies.unknown_target == "create":
+                    self.unknown[record.id] = version  # one insert try per version
                 continue
             await self._publish(
                 key,

@@ -89,3 +89,18 @@ async def test_a_deleted_object_is_forgotten():
     del sink.objects[gone], sink.versions[gone]
     report = await poller.poll_once()
     assert report.deleted == 1 and gone not in seen and len(seen) == 2
+
+
+async def test_a_record_not_linked_yet_is_published_once_its_link_arrives():
+    """The quick soak lost edits this way: a new leader's refs were still recovering, the
+    edited record looked unknown, and its version was kept as seen without a publish."""
+    sink, sync, part = await _world(2)
+    seen: dict[str, str | None] = {}
+    lagging = dict(sync.refs)
+    late = next(iter(sink.objects))
+    del sync.refs[late]
+    poller = Poller(sync.entity, sync.applier, part, sync.refs, seen=seen)
+    assert (await poller.poll_once()).published == 1
+    sync.refs[late] = lagging[late]  # recovered
+    assert (await poller.poll_once()).published == 1
+    assert _published(part)[-1] == late and late in seen
