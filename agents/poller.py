@@ -73,7 +73,7 @@ class Poller:
         self.applier = applier
         self.topic = topic
         self.refs = refs
-        #: external id -> version last published (or ignored). In the worker it is the
+        #: external id -> version last published. In the worker it is the
         #: ``polled_<entity>`` table, kept in Kafka, so a new leader's first poll publishes
         #: only what changed; a plain dict republishes everything after a restart.
         self.last_seen: MutableMapping[str, str | None] = {} if seen is None else seen
