@@ -79,16 +79,25 @@ def keys_sql(schema: str, table: str, key: str, column: str) -> sql.Composed:
     )
 
 
+def _assignments(columns: Sequence[str]) -> sql.Composed:
+    if not columns:
+        raise ValueError("an UPDATE needs at least one column")
+    return sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
+
+
+def _written_ms() -> sql.Composed:
+    """The database's clock once the row is locked and written, as ``WRITTEN_MS``."""
+    return sql.SQL("(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS {}").format(
+        sql.Identifier(WRITTEN_MS)
+    )
+
+
 def update_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql.Composed:
     """``UPDATE … SET col = %s, … WHERE key = %s RETURNING *`` and the database's clock
     once the row is locked and written (``WRITTEN_MS``); values follow ``columns``."""
-    if not columns:
-        raise ValueError("an UPDATE needs at least one column")
-    assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
-    return sql.SQL(
-        "UPDATE {} SET {} WHERE {} = %s RETURNING *, "
-        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS {}"
-    ).format(_table(schema, table), assignments, sql.Identifier(key), sql.Identifier(WRITTEN_MS))
+    return sql.SQL("UPDATE {} SET {} WHERE {} = %s RETURNING *, {}").format(
+        _table(schema, table), _assignments(columns), sql.Identifier(key), _written_ms()
+    )
 
 
 def pull_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql.Composed:
@@ -96,20 +105,19 @@ def pull_sql(schema: str, table: str, key: str, columns: Sequence[str]) -> sql.C
 
     Parameters: the column values, the key, then the ledger's table name.
     """
-    assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in columns)
     return sql.SQL(
         "WITH w AS (UPDATE {t} SET {a} WHERE {k} = %s RETURNING *), "
         "l AS (INSERT INTO {ledger} (source_table, row_key, pulled) "
         "SELECT %s, w.{k}::text, to_jsonb(w) FROM w "
         "ON CONFLICT (source_table, row_key) "
         "DO UPDATE SET pulled = EXCLUDED.pulled, pulled_at = now()) "
-        "SELECT w.*, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS {ms} FROM w"
+        "SELECT w.*, {ms} FROM w"
     ).format(
         t=_table(schema, table),
-        a=assignments,
+        a=_assignments(columns),
         k=sql.Identifier(key),
         ledger=_table(schema, LEDGER_TABLE),
-        ms=sql.Identifier(WRITTEN_MS),
+        ms=_written_ms(),
     )
 
 
