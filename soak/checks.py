@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAPPING", "Check", "Collected", "Outcome", "run_checks"]
+__all__ = ["MAPPING", "Check", "Collected", "Outcome", "lost_edits", "run_checks"]
 
 #: External field: source column, both directions.
 MAPPING = {"firstName": "first_name", "lastName": "last_name", "email": "email",
@@ -85,14 +85,19 @@ def source_rows_external(c: Collected) -> Check:
     )
 
 
+def lost_edits(c: Collected) -> list[int]:
+    """The two-way ids whose row does not hold their last external edit."""
+    notes = {r["id"]: r["notes"] for r in c.rows.values()}
+    return [i for i, v in sorted(c.edits.items()) if i not in notes or notes[i] != v]
+
+
 def external_side(c: Collected) -> Check:
     """The other direction: every external object is a source row's, and each two-way id's
     last external edit is in its row."""
     orphans = [o for o in c.objects if o.get("email") not in c.rows]
     by_id = {r["id"]: r for r in c.rows.values()}
-    lost = [f"id {i}: edit {v!r}, row has {by_id[i]['notes']!r}" if i in by_id
-            else f"id {i}: edit {v!r}, row gone" for i, v in sorted(c.edits.items())
-            if i not in by_id or by_id[i]["notes"] != v]  # fmt: skip
+    lost = [f"id {i}: edit {c.edits[i]!r}, row has {by_id[i]['notes']!r}" if i in by_id
+            else f"id {i}: edit {c.edits[i]!r}, row gone" for i in lost_edits(c)]  # fmt: skip
     evidence = [f"object {o.get('id')} ({o.get('email')}) has no source row" for o in orphans]
     return Check(
         "external edits pulled back, no orphan objects",

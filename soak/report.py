@@ -45,4 +45,7 @@ def render(report: dict[str, Any]) -> str:
         if not c["passed"]:
             lines.append(f"\nFAILED: {c['name']} ({c['figure']})")
             lines += [f"  - {e}" for e in c["evidence"]]
+    for name, trace in report.get("traces", {}).items():
+        lines.append(f"\nhistory of {name} (entity topic, outcomes, state writes):")
+        lines += [f"  {line}" for line in trace]
     return "\n".join(lines)

@@ -30,9 +30,9 @@ from cdcsync.bench.api_process import RefApiProcess
 from cdcsync.bench.broker import BenchKafka, add_config_option
 from cdcsync.bench.workload import new_run_id
 from cdcsync.demo.harness import WorkerProcess, start_group_at_end
-from cdcsync.soak import collect, setup
+from cdcsync.soak import collect, setup, trace
 from cdcsync.soak.chaos import FaultRunner, RssSampler, ensure_stack, start_worker
-from cdcsync.soak.checks import Collected, run_checks
+from cdcsync.soak.checks import Collected, lost_edits, run_checks
 from cdcsync.soak.load import Loader
 from cdcsync.soak.report import fault_counts, render
 from cdcsync.soak.schedule import api_rules, build_schedule
@@ -170,6 +170,9 @@ class Soak:
         )  # fmt: skip
         reader.close()
         checks, figures = run_checks(collected)
+        if lost := lost_edits(collected):  # the evidence, while the topics are still there
+            traces = trace.timelines(self.kafka, self.names, lost)
+            self.report["traces"] = {f"id {i}": lines for i, lines in traces.items()}
         stats = collect.api_stats(self.api.url)
         self.report |= {
             "durations_s": {"load": round(load_s), "drain": round(drain_s), "quiet": a.quiet_s,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdcsync.soak.checks import Check, Collected, Outcome, run_checks
+from cdcsync.soak.checks import Check, Collected, Outcome, lost_edits, run_checks
 
 
 def _row(i: int, notes: str = "") -> dict[str, Any]:
@@ -57,6 +57,8 @@ def test_a_lost_external_edit_or_an_orphan_object_fails_the_other_direction() ->
     assert check.name == "external edits pulled back, no orphan objects"
     assert any("x9" in e for e in check.evidence)
     assert any("id 1: edit 'edit10', row has 'edit9'" in e for e in check.evidence)
+    assert lost_edits(c) == [1]  # the ids whose history the soak prints
+    assert lost_edits(_clean()) == []
 
 
 def test_two_objects_for_one_row_are_duplicates() -> None:
