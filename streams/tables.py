@@ -6,10 +6,13 @@ from typing import Any
 
 import faust
 
+from cdcsync.agents import deliveries
 from cdcsync.schemas.config import Config
 
 __all__ = [
     "WEBHOOK_IDS_TABLE",
+    "StateGlobalTable",
+    "StateTable",
     "declare_links",
     "declare_polled",
     "declare_refs",
@@ -22,10 +25,36 @@ __all__ = [
 WEBHOOK_IDS_TABLE = "webhook_ids"
 
 
+class _ConfirmedChangelog:
+    """A table whose changelog records the step in progress waits for, like its results:
+    its records are acked, and their offsets committed, only once their state is in Kafka
+    (``agents.deliveries``)."""
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        future = super().send_changelog(*args, **kwargs)  # type: ignore[misc]
+        deliveries.track(future)
+        return future
+
+
+class StateTable(_ConfirmedChangelog, faust.Table):  # type: ignore[misc]
+    """A partitioned table whose writes count as delivered only once in its changelog."""
+
+
+class StateGlobalTable(_ConfirmedChangelog, faust.GlobalTable):  # type: ignore[misc]
+    """A global table whose writes count as delivered only once in its changelog."""
+
+
+def _add(app: faust.App, kind: type[Any], name: str, **settings: Any) -> Any:
+    """Declare a table of class ``kind`` (``app.Table`` builds only the configured class)."""
+    return app.tables.add(kind(app, name=name, beacon=app.tables.beacon, **settings))
+
+
 def declare_refs(app: faust.App, config: Config) -> dict[str, Any]:
     """Declare ``refs_<entity>``: external id -> entity key, on every worker (global)."""
     return {
-        name: app.GlobalTable(
+        name: _add(
+            app,
+            StateGlobalTable,
             config.refs_table(name),
             default=None,
             partitions=config.topics.partitions,
@@ -61,7 +90,9 @@ def declare_links(app: faust.App, config: Config) -> dict[str, Any]:
     other partitions than their parent, hence a global table.
     """
     return {
-        name: app.GlobalTable(
+        name: _add(
+            app,
+            StateGlobalTable,
             config.links_table(name),
             default=None,
             partitions=config.topics.partitions,
@@ -75,7 +106,9 @@ def declare_links(app: faust.App, config: Config) -> dict[str, Any]:
 def declare_tables(app: faust.App, config: Config) -> dict[str, Any]:
     """Declare ``state_<entity>`` for each entity: key = entity id, value = SyncState JSON."""
     return {
-        name: app.Table(
+        name: _add(
+            app,
+            StateTable,
             config.state_table(name),
             default=None,
             partitions=config.topics.partitions,

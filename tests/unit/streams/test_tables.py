@@ -1,0 +1,64 @@
+"""The state tables: a write counts as done only once its changelog record is in Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+import pytest
+from kafka.errors import KafkaError
+
+from cdcsync.agents.deliveries import Deliveries, current
+from cdcsync.errors import DeliveryError
+from cdcsync.schemas.config import Config
+from cdcsync.streams.tables import declare_refs, declare_tables
+from cdcsync.testing.world import CONTACT
+
+
+def _tables(monkeypatch: pytest.MonkeyPatch, delivery: asyncio.Future[Any]) -> list[Any]:
+    """The contact entity's state and refs tables, on an app whose changelog sends return
+    ``delivery``."""
+    monkeypatch.setattr(faust.Table, "send_changelog", lambda self, *a, **k: delivery)
+    monkeypatch.setattr(faust.GlobalTable, "send_changelog", lambda self, *a, **k: delivery)
+    config = Config(entities={"contact": CONTACT})
+    app = faust.App("cdcsync-test-tables", broker="memory://", store="memory://")
+    return [declare_tables(app, config)["contact"], declare_refs(app, config)["contact"]]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["state", "refs"])
+async def test_a_step_waits_for_its_state_write_to_reach_the_changelog(
+    monkeypatch: pytest.MonkeyPatch, which: int
+) -> None:
+    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    table = _tables(monkeypatch, delivery)[which]
+    step = Deliveries()
+    token = current.set(step)
+    table.send_changelog(0, "1", {"status": "synced"})
+    current.reset(token)
+    confirming = asyncio.create_task(step.confirm())
+    await asyncio.sleep(0.05)
+    assert not confirming.done()  # not acked while the state is only in a buffer
+    delivery.set_result(None)
+    await asyncio.wait_for(confirming, 1)
+
+
+async def test_a_lost_state_write_fails_the_step_so_its_records_are_not_acked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    state, _ = _tables(monkeypatch, delivery)
+    step = Deliveries()
+    token = current.set(step)
+    state.send_changelog(0, "1", {"status": "synced"})
+    current.reset(token)
+    delivery.set_exception(KafkaError("NotLeaderForPartition"))
+    with pytest.raises(DeliveryError, match="changelog record was not delivered"):
+        await step.confirm()
+
+
+async def test_a_write_outside_a_step_is_not_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
+    delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    state, _ = _tables(monkeypatch, delivery)
+    assert current.get() is None
+    assert state.send_changelog(0, "1", {"status": "synced"}) is delivery  # no step: no error
