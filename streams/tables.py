@@ -45,7 +45,12 @@ class StateGlobalTable(_ConfirmedChangelog, faust.GlobalTable):  # type: ignore[
 
 
 def _add(app: faust.App, kind: type[Any], name: str, **settings: Any) -> Any:
-    """Declare a table of class ``kind`` (``app.Table`` builds only the configured class)."""
+    """Declare a table of class ``kind``, as ``app.Table`` and ``app.GlobalTable`` do (they
+    build only the configured class)."""
+    if issubclass(kind, faust.GlobalTable):
+        # What app.GlobalTable passes: without it the class alone is a plain partitioned
+        # table, and each worker keeps only its own partitions' keys after a recovery.
+        settings["is_global"] = True
     return app.tables.add(kind(app, name=name, beacon=app.tables.beacon, **settings))
 
 
