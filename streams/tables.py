@@ -44,13 +44,22 @@ class StateGlobalTable(_ConfirmedChangelog, faust.GlobalTable):  # type: ignore[
     """A global table whose writes count as delivered only once in its changelog."""
 
 
+#: A global table's changelog records are applied one by one. Faust reads every partition
+#: of a global table as "active", and applies active records in batches of its recovery
+#: buffer (1,000 by default) even after recovery: another worker's few writes then wait
+#: in that buffer until the next rebalance (a quick soak's poller leader ended with 120
+#: linked objects unknown to it, and would never have published their edits). Faust's
+#: own advice for a GlobalTable on several workers (``faust.tables.globaltable``).
+_GLOBAL = {"is_global": True, "recovery_buffer_size": 1, "standby_buffer_size": 1}
+
+
 def _add(app: faust.App, kind: type[Any], name: str, **settings: Any) -> Any:
     """Declare a table of class ``kind``, as ``app.Table`` and ``app.GlobalTable`` do (they
     build only the configured class)."""
     if issubclass(kind, faust.GlobalTable):
-        # What app.GlobalTable passes: without it the class alone is a plain partitioned
-        # table, and each worker keeps only its own partitions' keys after a recovery.
-        settings["is_global"] = True
+        # is_global is what app.GlobalTable passes: without it the class alone is a plain
+        # partitioned table, and each worker keeps only its own partitions' keys.
+        settings |= _GLOBAL
     return app.tables.add(kind(app, name=name, beacon=app.tables.beacon, **settings))
 
 
@@ -77,7 +86,9 @@ def declare_polled(app: faust.App, config: Config) -> dict[str, Any]:
     stream), hence ``use_partitioner``.
     """
     return {
-        name: app.GlobalTable(
+        name: _add(
+            app,
+            faust.GlobalTable,
             config.polled_table(name),
             default=None,
             partitions=config.topics.partitions,
@@ -135,7 +146,9 @@ def declare_webhook_ids(app: faust.App, config: Config) -> Any:
     Written from the web handler (outside a stream), hence ``use_partitioner``;
     global, so a replay sent to another worker is caught there too.
     """
-    return app.GlobalTable(
+    return _add(
+        app,
+        faust.GlobalTable,
         WEBHOOK_IDS_TABLE,
         default=None,
         partitions=config.topics.partitions,

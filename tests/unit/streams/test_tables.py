@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 from cdcsync.agents.deliveries import Deliveries, current
 from cdcsync.errors import DeliveryError
 from cdcsync.schemas.config import Config
-from cdcsync.streams.tables import declare_refs, declare_tables
+from cdcsync.streams.tables import declare_polled, declare_refs, declare_tables, declare_webhook_ids
 from cdcsync.testing.world import CONTACT
 
 
@@ -79,3 +79,17 @@ def test_refs_are_a_global_table_whole_on_every_worker() -> None:
     app.assignor._global_table_standby_assignments({"w1": mine}, {changelog: 4})
     assert sorted(mine.actives[changelog]) == [0, 1, 2, 3]  # recovered in full
     assert sorted(mine.standbys[changelog]) == [2, 3]  # and the others' writes read on
+
+
+def test_global_tables_apply_other_workers_writes_one_by_one() -> None:
+    # Faust reads a global table's partitions as active and applies their records in
+    # batches of the recovery buffer even after recovery: with the default 1,000, another
+    # worker's writes waited for the next rebalance (a quick soak's poller ended with 120
+    # linked objects unknown to it).
+    config = Config(entities={"contact": CONTACT})
+    app = faust.App("cdcsync-test-tables", broker="memory://", store="memory://")
+    tables = [declare_refs(app, config)["contact"], declare_polled(app, config)["contact"],
+              declare_webhook_ids(app, config)]  # fmt: skip
+    for table in tables:
+        assert table.is_global
+        assert (table.recovery_buffer_size, table.standby_buffer_size) == (1, 1), table.name
