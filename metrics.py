@@ -30,6 +30,7 @@ __all__ = [
     "GUARDS",
     "IN_FLIGHT",
     "PARKED",
+    "POLLED",
     "REGISTRY",
     "RETRIES",
     "SYNC_LATENCY",
@@ -39,6 +40,7 @@ __all__ = [
     "observe_dead_letter",
     "observe_guard",
     "observe_parked",
+    "observe_poll",
     "observe_result",
     "observe_retry",
     "set_in_flight",
@@ -92,6 +94,13 @@ API_LATENCY = Histogram(
     "Duration of external API calls, by entity and HTTP method.",
     ["entity", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+POLLED = Gauge(
+    "cdcsync_poll_objects",
+    "What this worker's last poll pass saw, by entity and kind: listed, published (changed), "
+    "deleted, unknown (linked to no entity this worker knows of: ignored, or a row created).",
+    ["entity", "kind"],
     registry=REGISTRY,
 )
 IN_FLIGHT = Gauge(
@@ -197,6 +206,12 @@ def observe_guard(entity: str, guard: str) -> None:
 def observe_api_call(entity: str, method: str, seconds: float) -> None:
     """Record the duration of one external API call."""
     _child(API_LATENCY, entity, method.upper()).observe(seconds)
+
+
+def observe_poll(entity: str, counts: Mapping[str, int]) -> None:
+    """Report what one poll pass saw: kind -> objects (``listed``, ``unknown``, ...)."""
+    for kind, count in counts.items():
+        _child(POLLED, entity, kind).set(count)
 
 
 def set_in_flight(entity: str, count: int) -> None:

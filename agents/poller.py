@@ -101,6 +101,10 @@ class Poller:
             else:
                 self.last_seen[external_id] = version
         report.seconds = time.monotonic() - started
+        metrics.observe_poll(self.entity, {
+            "listed": report.listed, "published": report.published, "deleted": report.deleted,
+            "unknown": report.unknown_ignored + report.created_in_source + report.not_created,
+        })  # fmt: skip
         log.info(
             "%s: polled %d external records in %.2fs: %d changed, %d gone, %d created "
             "in source, %d unknown ignored, %d missing but found, %d deletes held by the guard",

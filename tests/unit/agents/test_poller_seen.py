@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cdcsync import metrics
 from cdcsync.agents.poller import Poller
 from cdcsync.errors import DeliveryError
 from cdcsync.testing.events import Partition, Topics
@@ -104,3 +105,14 @@ async def test_a_record_not_linked_yet_is_published_once_its_link_arrives():
     sync.refs[late] = lagging[late]  # recovered
     assert (await poller.poll_once()).published == 1
     assert _published(part)[-1] == late and late in seen
+
+
+async def test_objects_unknown_to_the_poller_show_in_its_metrics():
+    """A poller blind to links (stale refs) publishes nothing for those objects: the
+    operator sees them as ``cdcsync_poll_objects{kind="unknown"}``."""
+    sink, sync, part = await _world(3)
+    del sync.refs[next(iter(sink.objects))]
+    await Poller(sync.entity, sync.applier, part, sync.refs).poll_once()
+    text = metrics.exposition().decode()
+    assert 'cdcsync_poll_objects{entity="t",kind="unknown"} 1.0' in text
+    assert 'cdcsync_poll_objects{entity="t",kind="listed"} 3.0' in text
