@@ -247,8 +247,9 @@ class PostgresWriter(PostgresConnection):
 
         A pull whose state write was lost in a crash left the row changed; this tells
         that change from a user's edit. ``False`` when unknown (no ledger, no entry).
+        Asked first by the restarted worker, which has pulled nothing yet itself.
         """
-        if not self.ledger:
+        if not await self._ensure_ledger():
             return False
         ignore = sorted(self.status_columns)
         query = holds_pull_sql(self.schema, self.table, self.key_column)

@@ -242,6 +242,19 @@ async def test_the_pull_ledger_tells_a_pulled_row_from_an_edited_one(
     assert await writer.pull(str(row["id"] + 1000), {"first_name": "x"}) is None
 
 
+async def test_a_restarted_worker_reads_the_ledger_before_pulling_itself(
+    writer: PostgresWriter, dsn: str, table: str
+) -> None:
+    """The kill -9 the ledger is for always comes back as a new process, whose first
+    question is whether the row is its own pull's (quick soak 120104548f80: a worker that
+    had pulled nothing yet answered no, and the old row was pushed over a newer edit)."""
+    row = await writer.insert({"email": "r@example.org", "first_name": "R"})
+    await writer.pull(str(row["id"]), {"first_name": "Pulled"})  # then the worker dies
+    async with PostgresWriter(dsn, table=table, allowed_columns=ALLOWED,
+                              status_columns=STATUS) as restarted:  # fmt: skip
+        assert await restarted.holds_pull(str(row["id"])) is True
+
+
 async def test_without_privilege_on_the_pull_ledger_a_pull_is_a_plain_update(
     dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
