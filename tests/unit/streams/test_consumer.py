@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from typing import Any
 
 import yaml
@@ -88,3 +90,41 @@ async def test_the_seek_says_where_each_entity_partition_starts() -> None:
     starts: dict = {}
     await seek_to_committed(fake, reset="earliest", internal={CHANGELOG.topic}, starts=starts)  # type: ignore[arg-type]
     assert starts == {TICKET[0]: 0, TICKET[1]: 7, TICKET[2]: 0}
+
+
+class _InFlight:
+    """A record handed out, in Faust's weak set of unacked messages."""
+
+    acked = False
+    refcount = 1
+
+
+async def test_the_wait_for_records_in_flight_does_not_collect_garbage_per_ack(
+    consumer, monkeypatch
+) -> None:
+    # Faust collects garbage after each ack: a full soak's revocation spent 94% of the
+    # worker's CPU in gc.collect() while the lanes it waited for starved.
+    collections = []
+    monkeypatch.setattr(gc, "collect", lambda: collections.append(1))
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(consumer, "commit", nothing)
+    monkeypatch.setattr(consumer, "loop", asyncio.get_running_loop())  # made outside the test
+    monkeypatch.setattr(consumer, "commit_and_end_transactions", nothing)
+    records = [_InFlight() for _ in range(200)]
+    consumer._unacked_messages.update(records)
+
+    async def ack_one_by_one() -> None:
+        for record in records:
+            await asyncio.sleep(0.001)
+            record.acked = True
+            if consumer._waiting_for_ack is not None and not consumer._waiting_for_ack.done():
+                consumer._waiting_for_ack.set_result(None)
+
+    acks = asyncio.ensure_future(ack_one_by_one())
+    await asyncio.wait_for(consumer.wait_empty(), 10)
+    await acks
+    assert not consumer._unacked_messages
+    assert len(collections) <= 1  # Faust's own: about one per ack
