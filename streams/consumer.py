@@ -60,6 +60,7 @@ from faust.types import TP
 from mode import Service
 
 from cdcsync.streams.commits import commit_point
+from cdcsync.streams.producer import Producer
 
 __all__ = ["Consumer", "Transport", "install", "seek_to_committed"]
 
@@ -237,9 +238,11 @@ class Consumer(FaustConsumer):
 
 
 class Transport(FaustTransport):
-    """Faust's aiokafka transport creating :class:`Consumer`."""
+    """Faust's aiokafka transport creating :class:`Consumer` and the idempotent
+    :class:`~cdcsync.streams.producer.Producer`."""
 
     Consumer = Consumer
+    Producer = Producer
 
 
 def install(app: faust.App) -> None:

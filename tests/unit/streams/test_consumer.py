@@ -12,6 +12,7 @@ from aiokafka import TopicPartition
 from cdcsync.schemas.config import Config
 from cdcsync.streams import consumer as worker_consumer
 from cdcsync.streams.consumer import seek_to_committed
+from cdcsync.streams.producer import Producer
 
 
 class FakeConsumer:
@@ -77,6 +78,15 @@ def test_the_app_consumes_with_the_worker_consumer(tmp_path: Any) -> None:
     app = create_app(config)
     assert isinstance(app.transport, worker_consumer.Transport)
     assert app.transport.Consumer is worker_consumer.Consumer
+
+
+def test_the_worker_producer_is_idempotent(consumer):
+    # aiokafka sends a batch again when its answer is lost (a broker restart): without
+    # idempotence the broker writes it twice, and a result is reported twice.
+    producer = consumer.app.producer
+    assert isinstance(producer, Producer)
+    settings = producer._settings_extra()  # what Faust adds to aiokafka's producer settings
+    assert settings["enable_idempotence"] is True and settings["acks"] == "all"
 
 
 def test_the_worker_producer_buffers_a_burst_of_table_writes(consumer):
