@@ -17,13 +17,18 @@ from cdcsync.streams.tables import declare_polled, declare_refs, declare_tables,
 from cdcsync.testing.world import CONTACT
 
 
+def _app() -> tuple[faust.App, Config]:
+    """An in-memory app and a configuration with the contact entity."""
+    app = faust.App("cdcsync-test-tables", broker="memory://", store="memory://")
+    return app, Config(entities={"contact": CONTACT})
+
+
 def _tables(monkeypatch: pytest.MonkeyPatch, delivery: asyncio.Future[Any]) -> list[Any]:
     """The contact entity's state and refs tables, on an app whose changelog sends return
     ``delivery``."""
     monkeypatch.setattr(faust.Table, "send_changelog", lambda self, *a, **k: delivery)
     monkeypatch.setattr(faust.GlobalTable, "send_changelog", lambda self, *a, **k: delivery)
-    config = Config(entities={"contact": CONTACT})
-    app = faust.App("cdcsync-test-tables", broker="memory://", store="memory://")
+    app, config = _app()
     return [declare_tables(app, config)["contact"], declare_refs(app, config)["contact"]]
 
 
@@ -70,8 +75,7 @@ def test_refs_are_a_global_table_whole_on_every_worker() -> None:
     # otherwise Faust's assignor gives each worker its own partitions only, its memory
     # store drops the rest after each recovery, and the poller takes the objects linked on
     # other workers' partitions for unknown (quick soak 120104368f37: 340 of 870).
-    config = Config(entities={"contact": CONTACT})
-    app = faust.App("cdcsync-test-tables", broker="memory://", store="memory://")
+    app, config = _app()
     refs = declare_refs(app, config)["contact"]
     assert refs.is_global
     changelog = refs.changelog_topic.get_topic_name()
@@ -86,8 +90,7 @@ def test_global_tables_apply_other_workers_writes_one_by_one() -> None:
     # batches of the recovery buffer even after recovery: with the default 1,000, another
     # worker's writes waited for the next rebalance (a quick soak's poller ended with 120
     # linked objects unknown to it).
-    config = Config(entities={"contact": CONTACT})
-    app = faust.App("cdcsync-test-tables", broker="memory://", store="memory://")
+    app, config = _app()
     tables = [declare_refs(app, config)["contact"], declare_polled(app, config)["contact"],
               declare_webhook_ids(app, config)]  # fmt: skip
     for table in tables:
