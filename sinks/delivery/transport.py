@@ -9,10 +9,16 @@ httpx-aiohttp maps aiohttp's exceptions onto httpx's, coarsely (a server that
 closes the connection becomes a ``ConnectTimeout``, a malformed response is not
 mapped at all). :func:`classify` reads the original exception instead, so every
 failure gets a true description and the right retry decision.
+
+A request waits for a free connection before its timeout starts: the timeout is
+the API's time, not the wait in our own queue. Otherwise a backlog (a drain, a
+replay) queues more requests on the pool than the API answers within
+``timeout_s``, and they fail, park and retry as if the API were down.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import aiohttp
@@ -57,7 +63,7 @@ def make_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return WholeAnswerTransport(limits=limits)
+    return WholeAnswerTransport(limits=limits, max_connections=max_connections)
 
 
 class WholeAnswerTransport(AiohttpTransport):
@@ -66,10 +72,19 @@ class WholeAnswerTransport(AiohttpTransport):
     The provider reads every answer whole anyway; streaming it to httpx chunk by
     chunk through two wrappers cost more than the read (bench/, ``--profile``).
     The request goes out exactly as httpx-aiohttp sends it, and its errors are
-    mapped the same way.
+    mapped the same way. At most ``max_connections`` requests are on their way at
+    once; the others wait, untimed and in order, for one to end.
     """
 
+    def __init__(self, *, limits: httpx.Limits, max_connections: int) -> None:
+        super().__init__(limits=limits)
+        self._free = asyncio.Semaphore(max_connections)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self._free:  # the pool has a connection for us: the timeout is the API's
+            return await self._handle(request)
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
         timeout = request.extensions.get("timeout", {})

@@ -3,6 +3,7 @@ aiohttp's exception under httpx's)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import socket
@@ -57,7 +58,8 @@ def test_classify(exc: BaseException, transient: bool, start: str) -> None:
 
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
-    """A local aiohttp server: /gzip answers a gzip-encoded JSON body, /echo the request."""
+    """A local aiohttp server: /gzip answers a gzip-encoded JSON body, /echo the request,
+    /slow after 0.2 s."""
 
     async def gzipped(request: web.Request) -> web.Response:
         body = gzip.compress(json.dumps({"id": "7", "name": "é"}).encode())
@@ -69,7 +71,12 @@ async def server() -> AsyncIterator[str]:
                 "if_match": request.headers.get("If-Match")}  # fmt: skip
         return web.json_response(seen, status=201, reason="Made")
 
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.2)
+        return web.json_response({})
+
     app = web.Application()
+    app.router.add_get("/slow", slow)
     app.router.add_get("/gzip", gzipped)
     app.router.add_route("*", "/echo", echo)
     runner = web.AppRunner(app)
@@ -114,3 +121,27 @@ async def test_the_transport_maps_a_refused_connection_as_httpx_aiohttp_does() -
     assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
     failure = classify(caught.value, 2.0)
     assert failure.transient and failure.what.startswith("failed in transit (ClientConnector")
+
+
+async def test_a_request_waiting_for_a_connection_is_not_timed_out(server: str) -> None:
+    # 8 requests on 2 connections, 0.2 s each: the last waits 0.6 s for a connection, past
+    # the 0.3 s timeout, and still succeeds; the timeout is the API's time, not our queue's.
+    transport = make_transport(2)
+    timeout = httpx.Timeout(0.3)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=server, timeout=timeout) as c:
+            answers = await asyncio.gather(*(c.get("/slow") for _ in range(8)))
+    finally:
+        await transport.aclose()
+    assert [a.status_code for a in answers] == [200] * 8
+
+
+async def test_a_slow_answer_still_times_out(server: str) -> None:
+    transport = make_transport(2)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=server, timeout=0.05) as c:
+            with pytest.raises(httpx.TimeoutException) as caught:
+                await c.get("/slow")
+    finally:
+        await transport.aclose()
+    assert classify(caught.value, 0.05).what.startswith("timed out after 0.05s")
