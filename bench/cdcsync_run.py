@@ -53,11 +53,12 @@ def write_config(
     max_in_flight: int,
     bulk_max: int,
     page_size: int = 100,
+    topic: str = BENCH_TOPIC,
 ) -> Path:
     """The bench's configuration file: the demo's contact entity on the bench topics.
 
     ``bulk_max`` > 0 sends concurrent writes through the reference API's bulk endpoint;
-    ``kafka`` gives the broker and its security.
+    ``kafka`` gives the broker and its security; ``topic``: the entity topic it consumes.
     """
     bulk = {"bulk_path": "/api/v1/contacts/_bulk", "bulk_max": bulk_max} if bulk_max else {}
     data: dict[str, Any] = {
@@ -77,7 +78,7 @@ def write_config(
         },
         "entities": {
             "contact": {
-                "topic": BENCH_TOPIC,
+                "topic": topic,
                 "key": "id",
                 "natural_key": ["email"],
                 "mapping": MAPPING,
@@ -102,11 +103,11 @@ def write_config(
     return path
 
 
-def commit_group(kafka: BenchKafka, group: str, offsets: dict[int, int]) -> None:
-    """Start consumer group ``group`` at ``offsets`` of the bench topic."""
+def commit_group(kafka: BenchKafka, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Start consumer group ``group`` at ``offsets`` of ``topic``."""
     consumer = kafka.consumer(group_id=group, enable_auto_commit=False)
     try:
-        tp = functools.partial(TopicPartition, BENCH_TOPIC)
+        tp = functools.partial(TopicPartition, topic)
         consumer.commit({tp(p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
     finally:
         consumer.close()
@@ -215,7 +216,8 @@ class BenchWorker:
     def prepare(self, start: dict[int, int] | None = None) -> None:
         """Create its topics; start its group at ``start`` offsets (default: the end)."""
         self.kafka.ensure_topics(topic_specs(self.config))
-        commit_group(self.kafka, self.config.app.id, start or end_offsets(self.kafka, BENCH_TOPIC))
+        topic = self.config.entities["contact"].topic
+        commit_group(self.kafka, self.config.app.id, topic, start or end_offsets(self.kafka, topic))
 
     def start(self) -> float:
         """Start it; seconds until Faust said Ready (tables recovered)."""

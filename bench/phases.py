@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "end_to_end",
     "measure",
     "percentile",
+    "range_alone",
     "ratios",
     "state",
     "steady",
@@ -52,8 +53,8 @@ __all__ = [
 SYNCED = {"create", "update", "delete"}
 _SEEDS = itertools.count(11)
 
-#: ``(kind, bulk_max)`` -> a configured worker of that kind, not yet started.
-WorkerFactory = Callable[[str, int], BenchWorker]
+#: ``(kind, bulk_max, topic)`` -> a configured worker of that kind, not yet started.
+WorkerFactory = Callable[[str, int, str], BenchWorker]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,18 @@ class TopicRange:
     #: Workload changes in the range, and the Kafka records carrying them.
     changes: int
     records: int
+    topic: str = wl.BENCH_TOPIC
+
+
+def range_alone(kafka: BenchKafka, records: TopicRange) -> TopicRange:
+    """The range copied to a topic of its own, so a drain ends where the range ends."""
+    t0 = time.monotonic()
+    end = wl.copy_range(kafka, records.topic, wl.DRAIN_TOPIC, records.start, records.end)
+    copied = sum(end.values())
+    if copied != records.records:
+        raise RuntimeError(f"copied {copied} of the range's {records.records} records")
+    print(f"drain topic: {copied} records copied in {time.monotonic() - t0:.1f}s", flush=True)
+    return replace(records, start=dict.fromkeys(end, 0), end=end, topic=wl.DRAIN_TOPIC)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -212,7 +225,7 @@ def state(
     restart_s = live.start()
     restart_recovery_s = live.recovery_s
     live.stop()
-    big = new_worker("recover", bulk_max)
+    big = new_worker("recover", bulk_max, wl.BENCH_TOPIC)
     big.prepare()
     produce_s = produce_synthetic_state(
         kafka, big.changelog, entities, stack.partitions, stats["sample_value"]
@@ -249,7 +262,7 @@ def drain(
     throughput, and CPU per change of the worker and per request of the API.
     """
     api.reset()
-    worker = new_worker(kind, bulk_max)
+    worker = new_worker(kind, bulk_max, records.topic)
     worker.prepare(start=records.start)
     outputs = Outputs.now(kafka)
     worker.start()
@@ -293,7 +306,7 @@ def baseline(
         prof = py_spy(os.getpid(), profile_dir / "profile-baseline-a.txt", 30)
     cpu0, api_cpu0 = time.process_time(), proc_cpu_s(api.proc.pid)
     r = run_baseline(
-        kafka=kafka, topic=wl.BENCH_TOPIC, start=records.start,
+        kafka=kafka, topic=records.topic, start=records.start,
         end=records.end, api_url=api.url, mapping=MAPPING, concurrent=concurrent,
         connections=connections, max_records=None, max_seconds=limit_s,
     )  # fmt: skip

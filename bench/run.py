@@ -119,17 +119,20 @@ class _Run:
     api: RefApiProcess
     workers: list[BenchWorker] = field(default_factory=list)
 
-    def configure(self, kind: str, bulk_max: int) -> Path:
+    def configure(self, kind: str, bulk_max: int, topic: str) -> Path:
         """Write the configuration of the worker of ``kind`` (its app id, so its state)."""
         a = self.args
         return write_config(self.run_dir, f"cdcsync-bench-{self.run_id}-{kind}",
                             kafka=self.kafka, api_url=self.api.url, web_port=a.web_port,
                             partitions=self.stack.partitions, connections=a.connections,
-                            max_in_flight=a.max_in_flight, bulk_max=bulk_max)  # fmt: skip
+                            max_in_flight=a.max_in_flight, bulk_max=bulk_max,
+                            topic=topic)  # fmt: skip
 
-    def new_worker(self, kind: str, bulk_max: int) -> BenchWorker:
-        """A worker of ``kind`` with its own app id (so its own state), kept for the tear-down."""
-        worker = BenchWorker(self.kafka, self.configure(kind, bulk_max), self.run_dir, kind)
+    def new_worker(self, kind: str, bulk_max: int, topic: str = wl.BENCH_TOPIC) -> BenchWorker:
+        """A worker of ``kind`` on ``topic`` with its own app id (so its own state), kept for
+        the tear-down."""
+        config = self.configure(kind, bulk_max, topic)
+        worker = BenchWorker(self.kafka, config, self.run_dir, kind)
         self.workers.append(worker)
         return worker
 
@@ -140,7 +143,7 @@ class _Run:
         self.api.stop()
         if not self.args.keep:
             wl.cleanup(self.stack)
-            topics = [POLL_TOPIC, wl.BENCH_TOPIC, *OUTPUT_TOPICS]
+            topics = [POLL_TOPIC, wl.BENCH_TOPIC, wl.DRAIN_TOPIC, *OUTPUT_TOPICS]
             for w in self.workers:
                 topics += [w.changelog] + [
                     w.config.changelog_topic("contact", table)
@@ -189,6 +192,8 @@ def _measure(run: _Run, workload: wl.Workload, report: dict[str, Any]) -> None:
                                        entities=a.recover_entities, bulk_max=a.bulk,
                                        empty_start_s=empty_start_s)  # fmt: skip
     drains: dict[str, Any] = {}
+    if a.phases & {"drain", "a", "b"}:
+        records = phases.range_alone(kafka, records)
     variants = [("cdcsync", "drain", a.bulk)]
     if a.bulk:  # and without bulk calls: what the engine does per write
         variants.append(("cdcsync_single", "drain-single", 0))
@@ -230,7 +235,7 @@ def _latency_phases(
     for label, bulk_max in variants:
         if bulk_max != a.bulk:  # the same worker and state, one call per write
             live.stop()
-            run.configure("live", bulk_max)
+            run.configure("live", bulk_max, wl.BENCH_TOPIC)
             live.start()
             # Warm up (connections, caches) unmeasured: the first step is not a cold start.
             phases.steady(stack, kafka, api, workload, rate=50, seconds=4)

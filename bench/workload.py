@@ -30,11 +30,13 @@ from cdcsync.stack.settings import StackSettings
 
 __all__ = [
     "BENCH_TOPIC",
+    "DRAIN_TOPIC",
     "Change",
     "Workload",
     "build_workload",
     "cleanup",
     "contact_ddl",
+    "copy_range",
     "end_offsets",
     "load_fast",
     "load_steady",
@@ -43,6 +45,8 @@ __all__ = [
 
 BENCH_TABLE = "bench_contact"
 BENCH_TOPIC = "cdcsync.bench_contact"
+#: Phase 1's records alone, copied: the drains and the baselines process exactly these.
+DRAIN_TOPIC = "cdcsync.bench_contact.drain"
 SLOT = "cdcsync_bench"
 CONNECTOR_TEMPLATE = Path(__file__).resolve().parent / "connector.json"
 
@@ -220,6 +224,42 @@ def end_offsets(kafka: BenchKafka, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in _end_offsets(consumer, parts).items()}
     finally:
         consumer.close()
+
+
+def copy_range(
+    kafka: BenchKafka, source: str, target: str, start: dict[int, int], end: dict[int, int]
+) -> dict[int, int]:
+    """Copy ``source``'s records from ``start`` to ``end`` into a fresh ``target``, partition
+    for partition, byte for byte (headers too); ``target``'s end offsets.
+
+    A worker draining the bench topic runs on into the steady phases' records after the
+    range, on the CPU and connections the range still needs; a baseline stops at its end.
+    On a topic of the range alone both process the same records and nothing else.
+    """
+    delete_topics(kafka, [target])
+    _wait_topic_gone(kafka, target)
+    kafka.ensure_topics([TopicSpec(target, len(end))])
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False)
+    producer = kafka.producer(linger_ms=20, batch_size=256 * 1024, acks="all")
+    try:
+        parts = [TopicPartition(source, p) for p in sorted(end)]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, start.get(tp.partition, 0))
+        remaining = {tp for tp in parts if consumer.position(tp) < end[tp.partition]}
+        while remaining:
+            for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
+                for r in records:
+                    if r.offset < end[tp.partition]:
+                        producer.send(target, key=r.key, value=r.value, partition=tp.partition,
+                                      headers=list(r.headers or []))  # fmt: skip
+                if consumer.position(tp) >= end[tp.partition]:
+                    remaining.discard(tp)
+        producer.flush()
+    finally:
+        consumer.close()
+        producer.close()
+    return end_offsets(kafka, target)
 
 
 def wait_records(
