@@ -91,6 +91,9 @@ def write_config(
                         "max_connections": connections,
                         "timeout_s": REQUEST_TIMEOUT_S,
                         "page_size": page_size,
+                        # An ordinary listing filter (django-filter's ``__in``): the lookups
+                        # before concurrent creates share a request, with bulk or without.
+                        "find_many_param": "{field}__in",
                         **bulk,
                     },
                 },

@@ -229,13 +229,17 @@ def _strip_etag(tag: str) -> str:
 
 
 def _matches(fields: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
-    """Query values are strings: compare strings as is, other JSON values by their JSON text."""
+    """Query values are strings: compare strings as is, other JSON values by their JSON text.
+
+    ``name__in=a,b`` (django-filter's form) keeps the records whose ``name`` is one of them.
+    """
     for name, expected in wanted.items():
+        name, many = (name[:-4], True) if name.endswith("__in") else (name, False)
         if name not in fields:
             return False
         value = fields[name]
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        if text != expected:
+        if text not in expected.split(",") if many else text != expected:
             return False
     return True
 

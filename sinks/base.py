@@ -172,6 +172,18 @@ class Sink(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} has no bulk form")
 
+    #: Most values one :meth:`find_many` call looks up; 0: the sink has no such form.
+    find_many_max: int = 0
+
+    async def find_many(self, field: str, values: Sequence[Any]) -> Sequence[ExternalRecord] | None:
+        """Every object whose ``field`` equals one of ``values``, in one call; ``None`` when
+        the answer may not hold them all (the caller then finds them one by one).
+
+        Optional: sinks with ``find_many_max > 0`` implement it, and
+        ``sinks.delivery.bulk.BatchingSink`` uses it for the lookups of concurrent creates.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no find_many form")
+
     @abc.abstractmethod
     def list(self) -> AsyncIterator[ExternalRecord]:
         """Iterate over every object, following the API's pagination."""

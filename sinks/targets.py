@@ -72,7 +72,8 @@ def build_target(
 ) -> Sink:
     """Read the target's secrets and build its sink; every problem names ``where``.
 
-    A sink with a bulk form comes wrapped in :class:`~cdcsync.sinks.delivery.bulk.BatchingSink`.
+    A sink with a bulk or find_many form comes wrapped in
+    :class:`~cdcsync.sinks.delivery.bulk.BatchingSink`.
     """
     check_target(target, where=where, registry=registry)
     secrets = resolve_secrets(target.secrets, where=f"{where}.secrets", environ=environ)
@@ -86,5 +87,5 @@ def build_target(
         sink = registry.build(target.provider, {**target.settings, **secrets}, context)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
-    # A sink with a bulk form sends the writes of concurrent changes together.
-    return BatchingSink(sink) if sink.bulk_max > 0 else sink
+    # The writes, or the lookups, of concurrent changes are sent together where it can.
+    return BatchingSink(sink) if sink.bulk_max > 0 or sink.find_many_max > 0 else sink

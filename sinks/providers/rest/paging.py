@@ -71,6 +71,31 @@ class CollectionReader(AnswerReader):
             )  # fmt: skip
         return records[0] if records else None
 
+    async def find_many(
+        self, get: Get, field: str, values: Sequence[Any]
+    ) -> Sequence[ExternalRecord] | None:
+        """The objects whose ``field`` is one of ``values``, through ``find_many_param``;
+        ``None`` when the answer may not hold them all (a full page, a value holding a
+        comma): the caller then finds them one by one."""
+        s, path, fail = self.settings, self.settings.collection_path, self._failures.fail
+        assert s.find_many_param is not None and values
+        texts = {_as_text(v) for v in values}
+        if any("," in t for t in texts):
+            return None
+        params = {s.find_many_param.format(field=field): ",".join(sorted(texts))}
+        params |= dict(s.list_params)
+        # Room for every value twice: a duplicated natural key shows, as in find().
+        limit = 2 * len(texts) + 1
+        if s.paging != "none":
+            params[s.limit_param] = str(limit)
+        page = self.page(await get(path, params))
+        if s.paging != "none" and len(page.records) >= limit:
+            return None
+        if stray := [r.id for r in page.records if _as_text(r.fields.get(field)) not in texts]:
+            fail("GET", path, f"ignored the filter on {field!r} (object {stray[0]} is not one "
+                              "of the values), so find_many_param cannot be used")  # fmt: skip
+        return page.records
+
     async def list(self, get: Get) -> AsyncIterator[ExternalRecord]:
         """Every object, page after page as ``paging`` says, until the last page."""
         request: _Request | None = (self.settings.collection_path, self._first_params())

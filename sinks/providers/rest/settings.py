@@ -107,6 +107,15 @@ class RestSettings(BaseModel):
         'one field, for natural-key lookups: "{field}" (?email=x), Directus '
         '"filter[{field}][_eq]", Strapi "filters[{field}][$eq]"',
     )  # fmt: skip
+    find_many_param: str | None = Field(
+        default=None, description="Query parameter that filters a listing on several values "
+        "of one field, comma-separated, so the natural-key lookups of concurrent creates share "
+        'one request: Directus "filter[{field}][_in]", django-filter "{field}__in"; unset: one '
+        "lookup per create",
+    )  # fmt: skip
+    find_many_max: int = Field(
+        default=50, ge=2, le=500, description="Most values one find_many_param lookup carries"
+    )
     paging: Literal["cursor", "link_header", "offset", "page", "none"] = Field(
         default="cursor", description="How a listing goes on: next cursor/link, Link header, "
         "offset+limit, page+limit, or one request",
@@ -186,9 +195,11 @@ class RestSettings(BaseModel):
             data[new] = "/" + "/".join(escape_token(p) for p in str(data[old]).split("."))
         return data
 
-    @field_validator("filter_param")
+    @field_validator("filter_param", "find_many_param")
     @classmethod
-    def _names_the_field(cls, value: str) -> str:
+    def _names_the_field(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if check_link_template(value, "field") is None or "{field}" not in value:
             raise ValueError('must name the field as {field}, e.g. "filter[{field}][_eq]"')
         return value

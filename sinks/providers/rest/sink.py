@@ -65,6 +65,7 @@ class RestSink(Sink):
         self.settings = settings
         self.object_type = settings.object_type
         self.bulk_max = settings.bulk_max if settings.bulk_path else 0
+        self.find_many_max = settings.find_many_max if settings.find_many_param else 0
         environ = os.environ if environ is None else environ
         token = read_token(settings, environ)
         #: How calls carry the credential (setting ``auth``); ``None``: no credential.
@@ -112,6 +113,9 @@ class RestSink(Sink):
 
     async def find(self, natural_key: Mapping[str, Any]) -> ExternalRecord | None:
         return await self._reader.find(self._get, natural_key)
+
+    async def find_many(self, field: str, values: Sequence[Any]) -> Sequence[ExternalRecord] | None:
+        return await self._reader.find_many(self._get, field, values)
 
     async def create(self, payload: Mapping[str, Any]) -> ExternalRecord:
         method, client_id = create_target(self.settings, self._failures, payload)

@@ -80,7 +80,7 @@ async def test_without_bulk_path_there_is_no_bulk_form(api: RefApi) -> None:
         assert sink.bulk_max == 0
         with pytest.raises(NotImplementedError):
             await sink.bulk([BulkWrite("create", payload={})])
-        with pytest.raises(ValueError, match="no bulk form"):
+        with pytest.raises(ValueError, match="neither a bulk nor a find_many form"):
             BatchingSink(sink)
 
 
