@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -96,6 +97,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/<run>.json)")
     add_config_option(p)
     a = p.parse_args(argv)
+    if a.profile and shutil.which("py-spy") is None:
+        p.error("--profile samples the worker with py-spy, which is not installed: "
+                "pip install py-spy")  # fmt: skip
     q = a.quick
     a.ids = a.ids or (2000 if q else 10_000)
     a.updates = a.updates or (10_000 if q else 100_000)

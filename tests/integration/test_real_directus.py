@@ -77,8 +77,9 @@ def test_random_edits_on_both_sides_converge(convergence: Convergence, seed: int
 
 
 async def test_a_natural_key_lookup_speaks_directus_filters(stack: StackSettings) -> None:
-    """With the example's ``filter_param`` a lookup finds the one item; with the default
-    ``?email=…``, which Directus ignores, find() says so and never adopts another item."""
+    """With the example's ``filter_param`` a lookup finds the one item, and with its
+    ``find_many_param`` several; with forms Directus ignores (``?email=…``,
+    ``?email__in=…``), find() and find_many() say so and never adopt another item."""
     api = apis.directus(stack, progress=print)
     apis.directus_collection(api, json.loads((FOLDER / "collection.json").read_text()))
     assert api.token is not None
@@ -87,6 +88,9 @@ async def test_a_natural_key_lookup_speaks_directus_filters(stack: StackSettings
     sink = RestSink(RestSettings(**settings, token=SecretStr(api.token)))
     plain = RestSink(RestSettings(**(settings | {"filter_param": "{field}"}),
                                   token=SecretStr(api.token)))  # fmt: skip
+    # Directus ignores an unknown query parameter: find_many must notice, not adopt.
+    plain_many = RestSink(RestSettings(**(settings | {"find_many_param": "{field}__in"}),
+                                       token=SecretStr(api.token)))  # fmt: skip
     try:
         other = await sink.create({"email": f"nk-{uuid.uuid4().hex[:8]}@example.org"})
         made = await sink.create({"email": f"nk-{uuid.uuid4().hex[:8]}@example.org"})
@@ -95,8 +99,15 @@ async def test_a_natural_key_lookup_speaks_directus_filters(stack: StackSettings
         assert found is not None and found.id == made.id
         with pytest.raises(SinkPermanentError, match=r"ignored the filters \['email'\]"):
             await plain.find({"email": made.fields["email"]})
+        # Several values in one request: Directus's _in filter, as the gathered lookups send it.
+        emails = [made.fields["email"], other.fields["email"], "nobody@example.org"]
+        many = await sink.find_many("email", emails)
+        assert many is not None and sorted(r.id for r in many) == sorted([made.id, other.id])
+        with pytest.raises(SinkPermanentError, match="ignored the filter on 'email'"):
+            await plain_many.find_many("email", emails)
         assert await sink.delete(other.id)
         assert await sink.delete(made.id)
     finally:
         await sink.aclose()
         await plain.aclose()
+        await plain_many.aclose()
