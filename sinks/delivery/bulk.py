@@ -62,6 +62,7 @@ class _Gather:
             task = asyncio.get_running_loop().create_task(self._send(batch))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+            task.add_done_callback(functools.partial(_fail_unsettled, batch))
 
 
 class BatchingSink(Sink):
@@ -235,6 +236,18 @@ class BatchingSink(Sink):
             return await self.inner.delete(write.external_id, expected_row_id=write.expected_row_id)
         except SinkError as exc:
             return exc
+
+
+def _fail_unsettled(batch: list[Any], task: asyncio.Task[None]) -> None:
+    """A send that ended without settling every item (a bug, a cancellation) fails them:
+    no caller waits forever."""
+    error = None if task.cancelled() else task.exception()
+    for item in batch:
+        future: asyncio.Future[Any] = item[1]
+        if not future.done():
+            future.set_exception(
+                RuntimeError(f"a gathered call ended without an answer for this item: {error!r}")
+            )
 
 
 def _counting(batch: Sequence[tuple[Any, Any, CallCounter | None]]) -> CallCounter:

@@ -132,3 +132,17 @@ async def test_without_find_many_param_lookups_go_alone(api: RefApi) -> None:
         assert sink.find_many_max == 0
         with pytest.raises(ValueError, match="neither a bulk nor a find_many form"):
             BatchingSink(sink)
+
+
+async def test_a_lookup_never_waits_on_a_gathered_call_that_broke(api: RefApi) -> None:
+    class Broken(RestSink):
+        async def find_many(self, field: str, values: Any) -> Any:
+            return [object()]  # not a record: reading it raises after the call
+
+    settings = RestSettings(base_url=api.url, collection_path=PATH, object_type="contact",
+                            token=TOKEN, find_many_param="{field}__in")  # fmt: skip
+    async with aclosing(BatchingSink(Broken(settings))) as sink:
+        outcomes = await asyncio.wait_for(_find_concurrently(sink, ["a@x.io", "b@x.io"]), 5)
+    for outcome, _ in outcomes:
+        assert isinstance(outcome, RuntimeError)
+        assert "ended without an answer for this item: AttributeError" in str(outcome)
