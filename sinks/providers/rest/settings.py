@@ -146,8 +146,14 @@ class RestSettings(BaseModel):
     #: answered by ``{"results": [...]}``); writes of concurrent changes then share calls.
     bulk_path: str | None = None
     bulk_max: int = Field(default=100, ge=2, le=1000)
-    timeout_s: float = Field(default=10.0, gt=0)
-    max_connections: int = Field(default=20, ge=1)
+    timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds the API has to connect and to send each part "
+        "of an answer; a request waiting for one of max_connections is not timed"
+    )  # fmt: skip
+    max_connections: int = Field(
+        default=20, ge=1, description="Requests on their way at once (connections kept open); "
+        "the others wait in order"
+    )  # fmt: skip
     #: The API's budget across all workers; each worker takes 1/workers
     #: (see sinks.delivery.ratelimit).
     rate_limit_rps: float | None = Field(default=None, gt=0)
