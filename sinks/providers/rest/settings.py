@@ -114,8 +114,9 @@ class RestSettings(BaseModel):
         "lookup per create",
     )  # fmt: skip
     find_many_max: int = Field(
-        default=50, ge=2, le=500, description="Most values one find_many_param lookup carries"
-    )
+        default=50, ge=2, le=200, description="Most values one find_many_param lookup carries "
+        "(they go in the URL: mind the API's URL length limit, often 8 KB)",
+    )  # fmt: skip
     paging: Literal["cursor", "link_header", "offset", "page", "none"] = Field(
         default="cursor", description="How a listing goes on: next cursor/link, Link header, "
         "offset+limit, page+limit, or one request",
