@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,12 +98,12 @@ class Store:
         records created or deleted between pages never shift the order.
         """
         after = _decode_cursor(cursor) if cursor else 0
-        wanted = dict(filters or {})
+        matches = _matcher(filters or {})
         items: list[dict[str, Any]] = []
         last_seq = 0
         more = False
         for record_id, row in self._collections.get(collection, {}).items():
-            if row.seq <= after or not _matches(row.fields, wanted):
+            if row.seq <= after or not matches(row.fields):
                 continue
             if len(items) == limit:
                 more = True
@@ -116,9 +116,9 @@ class Store:
         self, collection: str, filters: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         """Every record equal to ``filters``, in creation order (offset and page paging)."""
-        wanted = dict(filters or {})
+        matches = _matcher(filters or {})
         rows = self._collections.get(collection, {}).items()
-        return [self._render(rid, row) for rid, row in rows if _matches(row.fields, wanted)]
+        return [self._render(rid, row) for rid, row in rows if matches(row.fields)]
 
     def counts(self) -> dict[str, int]:
         """Number of records per collection, for the admin stats."""
@@ -228,20 +228,29 @@ def _strip_etag(tag: str) -> str:
     return tag.strip('"')
 
 
-def _matches(fields: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
-    """Query values are strings: compare strings as is, other JSON values by their JSON text.
+def _matcher(wanted: Mapping[str, str]) -> Callable[[Mapping[str, Any]], bool]:
+    """The test of a listing's filters, parsed once per request. Query values are strings:
+    compare strings as is, other JSON values by their JSON text.
 
     ``name__in=a,b`` (django-filter's form) keeps the records whose ``name`` is one of them.
     """
-    for name, expected in wanted.items():
-        name, many = (name[:-4], True) if name.endswith("__in") else (name, False)
-        if name not in fields:
-            return False
-        value = fields[name]
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        if text not in expected.split(",") if many else text != expected:
-            return False
-    return True
+    tests = [
+        (name[:-4], frozenset(expected.split(","))) if name.endswith("__in")
+        else (name, frozenset((expected,)))
+        for name, expected in wanted.items()
+    ]  # fmt: skip
+
+    def matches(fields: Mapping[str, Any]) -> bool:
+        for name, allowed in tests:
+            if name not in fields:
+                return False
+            value = fields[name]
+            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            if text not in allowed:
+                return False
+        return True
+
+    return matches
 
 
 def _encode_cursor(seq: int) -> str:
