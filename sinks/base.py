@@ -12,6 +12,7 @@ import abc
 import contextlib
 import contextvars
 import hashlib
+import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
@@ -26,6 +27,7 @@ __all__ = [
     "CallCounter",
     "ExternalRecord",
     "Sink",
+    "as_query_text",
     "call_counter",
     "check_link_template",
     "count_call",
@@ -104,6 +106,12 @@ def check_link_template(template: str | None, *placeholders: str) -> str | None:
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError("may use " + ", ".join(f"{{{p}}}" for p in placeholders)) from exc
     return template
+
+
+def as_query_text(value: Any) -> str:
+    """A field's value as a query carries it: strings as is, other JSON values as JSON text
+    (how lookups compare a natural key with what the API answered)."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def count_call() -> None:

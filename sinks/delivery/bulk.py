@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from cdcsync.errors import SinkError, SinkPermanentError
-from cdcsync.sinks.base import BulkWrite, CallCounter, ExternalRecord, Sink, call_counter
+from cdcsync.sinks.base import (
+    BulkWrite,
+    CallCounter,
+    ExternalRecord,
+    Sink,
+    as_query_text,
+    call_counter,
+)
 
 __all__ = ["DEFAULT_LINGER_S", "BatchingSink"]
 
@@ -175,7 +181,7 @@ class BatchingSink(Sink):
         _settle(batch, outcomes, sent)
 
     async def _send_lookups(self, field: str, batch: _Lookups) -> None:
-        values = list(dict.fromkeys(_text(value) for value, _, _ in batch))
+        values = list(dict.fromkeys(as_query_text(value) for value, _, _ in batch))
         if len(values) == 1:  # nothing to gather: the plain lookup
             sent = _counting(batch)
             try:
@@ -197,10 +203,10 @@ class BatchingSink(Sink):
             return
         by_value: dict[str, list[ExternalRecord]] = {}
         for record in records:
-            by_value.setdefault(_text(record.fields.get(field)), []).append(record)
+            by_value.setdefault(as_query_text(record.fields.get(field)), []).append(record)
         outcomes: _Outcomes = []
         for value, _, _ in batch:
-            matching = by_value.get(_text(value), [])
+            matching = by_value.get(as_query_text(value), [])
             outcomes.append(matching[0] if len(matching) == 1 else None if not matching else
                             self._not_unique(field, value))  # fmt: skip
         _settle(batch, outcomes, sent)
@@ -282,11 +288,6 @@ def _settle(
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
-
-
-def _text(value: Any) -> str:
-    """A field's value as text, as a query carries it: strings as is, the rest as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _copy(exc: BaseException) -> BaseException:

@@ -8,14 +8,13 @@ or it would report the objects it did not see as deleted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import httpx
 
-from cdcsync.sinks.base import ExternalRecord
+from cdcsync.sinks.base import ExternalRecord, as_query_text
 from cdcsync.sinks.providers.rest.answers import AnswerReader
 from cdcsync.sinks.providers.rest.pointer import MISSING, escape_token, resolve
 
@@ -56,7 +55,7 @@ class CollectionReader(AnswerReader):
         for name, value in natural_key.items():
             if isinstance(value, dict | list | tuple):
                 fail("GET", path, f"cannot filter on {name!r}: the value is not a scalar")
-        params = {s.filter_param.format(field=k): _as_text(v) for k, v in natural_key.items()}
+        params = {s.filter_param.format(field=k): as_query_text(v) for k, v in natural_key.items()}
         params |= dict(s.list_params)
         if s.paging != "none":
             params[s.limit_param] = "2"
@@ -79,7 +78,7 @@ class CollectionReader(AnswerReader):
         comma): the caller then finds them one by one."""
         s, path, fail = self.settings, self.settings.collection_path, self._failures.fail
         assert s.find_many_param is not None and values
-        texts = {_as_text(v) for v in values}
+        texts = {as_query_text(v) for v in values}
         if any("," in t for t in texts):
             return None
         params = {s.find_many_param.format(field=field): ",".join(sorted(texts))}
@@ -91,7 +90,7 @@ class CollectionReader(AnswerReader):
         page = self.page(await get(path, params))
         if s.paging != "none" and len(page.records) >= limit:
             return None
-        if stray := [r.id for r in page.records if _as_text(r.fields.get(field)) not in texts]:
+        if stray := [r.id for r in page.records if as_query_text(r.fields.get(field)) not in texts]:
             fail("GET", path, f"ignored the filter on {field!r} (object {stray[0]} is not one "
                               "of the values), so find_many_param cannot be used")  # fmt: skip
         return page.records
@@ -255,13 +254,9 @@ class CollectionReader(AnswerReader):
         return "check paging and its parameters"
 
 
-def _as_text(value: Any) -> str:
-    """A value as a query parameter: strings as is, other JSON values as JSON text."""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
 def _matches(fields: Mapping[str, Any], natural_key: Mapping[str, Any]) -> bool:
     return all(
-        name in fields and (fields[name] == value or _as_text(fields[name]) == _as_text(value))
+        name in fields
+        and (fields[name] == value or as_query_text(fields[name]) == as_query_text(value))
         for name, value in natural_key.items()
     )
