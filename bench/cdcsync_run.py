@@ -15,10 +15,11 @@ from typing import Any
 
 import yaml
 from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from cdcsync.bench.broker import BenchKafka
-from cdcsync.bench.workload import BENCH_TOPIC, end_offsets
+from cdcsync.bench.workload import BENCH_TOPIC, end_offsets, fresh_topic
 from cdcsync.demo.harness import WorkerProcess
 from cdcsync.demo.harness import end_offsets as harness_end_offsets
 from cdcsync.streams.config import load_config
@@ -28,6 +29,7 @@ __all__ = [
     "BenchWorker",
     "Outputs",
     "changelog_stats",
+    "copy_range",
     "proc_cpu_s",
     "read_events",
     "write_config",
@@ -149,19 +151,45 @@ class Outputs:
 
 def read_events(kafka: BenchKafka, topic: str, start: dict[int, int]) -> list[dict[str, Any]]:
     """Every JSON event of ``topic`` from ``start`` to its current end."""
-    return [json.loads(v) for _, v in _read(kafka, topic, start) if v is not None]
+    return [json.loads(r.value) for r in _records(kafka, topic, start) if r.value is not None]
 
 
-def _read(
-    kafka: BenchKafka, topic: str, start: dict[int, int]
-) -> Iterator[tuple[bytes | None, bytes | None]]:
+def copy_range(
+    kafka: BenchKafka, source: str, target: str, start: dict[int, int], end: dict[int, int]
+) -> dict[int, int]:
+    """Copy ``source``'s records from ``start`` to ``end`` into a fresh ``target``, partition
+    for partition, byte for byte (headers too); ``target``'s end offsets.
+
+    A worker draining the bench topic runs on into the steady phases' records after the
+    range, on the CPU and connections the range still needs; a baseline stops at its end.
+    On a topic of the range alone both process the same records and nothing else.
+    """
+    fresh_topic(kafka, target, len(end))
+    producer = kafka.producer(linger_ms=20, batch_size=256 * 1024, acks="all")
+    try:
+        for r in _records(kafka, source, start, end):
+            producer.send(target, key=r.key, value=r.value, partition=r.partition,
+                          headers=list(r.headers or []))  # fmt: skip
+        producer.flush()
+    finally:
+        producer.close()
+    return end_offsets(kafka, target)
+
+
+def _records(
+    kafka: BenchKafka, topic: str, start: dict[int, int], end: dict[int, int] | None = None
+) -> Iterator[ConsumerRecord]:
+    """``topic``'s records from ``start`` to ``end`` (default: its current end)."""
     consumer = kafka.consumer(
         group_id=None, enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
     )
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(parts)
-        ends = harness_end_offsets(consumer, parts)
+        if end is None:
+            ends = harness_end_offsets(consumer, parts)
+        else:
+            ends = {tp: end.get(tp.partition, 0) for tp in parts}
         for tp in parts:
             consumer.seek(tp, start.get(tp.partition, 0))
         remaining = {tp for tp in parts if consumer.position(tp) < ends[tp]}
@@ -169,7 +197,7 @@ def _read(
             for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
                 for r in records:
                     if r.offset < ends[tp]:
-                        yield r.key, r.value
+                        yield r
                 if consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
@@ -181,7 +209,8 @@ def changelog_stats(kafka: BenchKafka, topic: str) -> dict[str, Any]:
     latest: dict[bytes | None, int] = {}
     records = total = 0
     sample: str | None = None
-    for key, value in _read(kafka, topic, {}):
+    for record in _records(kafka, topic, {}):
+        key, value = record.key, record.value
         records += 1
         size = len(key or b"") + len(value or b"")
         total += size

@@ -29,6 +29,7 @@ from cdcsync.bench.cdcsync_run import (
     BenchWorker,
     Outputs,
     changelog_stats,
+    copy_range,
     proc_cpu_s,
     produce_synthetic_state,
     py_spy,
@@ -72,7 +73,7 @@ class TopicRange:
 def range_alone(kafka: BenchKafka, records: TopicRange) -> TopicRange:
     """The range copied to a topic of its own, so a drain ends where the range ends."""
     t0 = time.monotonic()
-    end = wl.copy_range(kafka, records.topic, wl.DRAIN_TOPIC, records.start, records.end)
+    end = copy_range(kafka, records.topic, wl.DRAIN_TOPIC, records.start, records.end)
     copied = sum(end.values())
     if copied != records.records:
         raise RuntimeError(f"copied {copied} of the range's {records.records} records")

@@ -36,8 +36,8 @@ __all__ = [
     "build_workload",
     "cleanup",
     "contact_ddl",
-    "copy_range",
     "end_offsets",
+    "fresh_topic",
     "load_fast",
     "load_steady",
     "setup",
@@ -196,14 +196,19 @@ def setup(
 ) -> str:
     """A fresh table and topic, and the bench connector streaming it; returns its name."""
     cleanup(stack)
-    delete_topics(kafka, [BENCH_TOPIC])
-    _wait_topic_gone(kafka, BENCH_TOPIC)
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
         conn.execute(contact_ddl(BENCH_TABLE).encode())
-    kafka.ensure_topics([TopicSpec(BENCH_TOPIC, partitions)])
+    fresh_topic(kafka, BENCH_TOPIC, partitions)
     path, name = _connector_file(run_dir, run_id)
     register(stack.connect_url, path, timeout=120)
     return name
+
+
+def fresh_topic(kafka: BenchKafka, topic: str, partitions: int) -> None:
+    """``topic`` created empty: an earlier run's copy is deleted first."""
+    delete_topics(kafka, [topic])
+    _wait_topic_gone(kafka, topic)
+    kafka.ensure_topics([TopicSpec(topic, partitions)])
 
 
 def _wait_topic_gone(kafka: BenchKafka, topic: str, timeout_s: float = 30.0) -> None:
@@ -224,42 +229,6 @@ def end_offsets(kafka: BenchKafka, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in _end_offsets(consumer, parts).items()}
     finally:
         consumer.close()
-
-
-def copy_range(
-    kafka: BenchKafka, source: str, target: str, start: dict[int, int], end: dict[int, int]
-) -> dict[int, int]:
-    """Copy ``source``'s records from ``start`` to ``end`` into a fresh ``target``, partition
-    for partition, byte for byte (headers too); ``target``'s end offsets.
-
-    A worker draining the bench topic runs on into the steady phases' records after the
-    range, on the CPU and connections the range still needs; a baseline stops at its end.
-    On a topic of the range alone both process the same records and nothing else.
-    """
-    delete_topics(kafka, [target])
-    _wait_topic_gone(kafka, target)
-    kafka.ensure_topics([TopicSpec(target, len(end))])
-    consumer = kafka.consumer(group_id=None, enable_auto_commit=False)
-    producer = kafka.producer(linger_ms=20, batch_size=256 * 1024, acks="all")
-    try:
-        parts = [TopicPartition(source, p) for p in sorted(end)]
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, start.get(tp.partition, 0))
-        remaining = {tp for tp in parts if consumer.position(tp) < end[tp.partition]}
-        while remaining:
-            for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
-                for r in records:
-                    if r.offset < end[tp.partition]:
-                        producer.send(target, key=r.key, value=r.value, partition=tp.partition,
-                                      headers=list(r.headers or []))  # fmt: skip
-                if consumer.position(tp) >= end[tp.partition]:
-                    remaining.discard(tp)
-        producer.flush()
-    finally:
-        consumer.close()
-        producer.close()
-    return end_offsets(kafka, target)
 
 
 def wait_records(
