@@ -18,7 +18,8 @@ TOKEN = "sinks-test-token"  # the token conftest's ``api`` accepts
 PATH = "/api/v1/contacts"
 
 
-def _rest(api: RefApi, **overrides: Any) -> RestSink:
+def rest_sink(api: RefApi, **overrides: Any) -> RestSink:
+    """A REST sink on the reference API with its bulk endpoint (10 writes a call)."""
     values: dict[str, Any] = {
         "base_url": api.url,
         "collection_path": PATH,
@@ -35,7 +36,7 @@ def _requests(api: RefApi) -> dict[str, int]:
 
 
 async def test_rest_bulk_gives_each_write_its_own_outcome(api: RefApi) -> None:
-    async with aclosing(_rest(api)) as sink:
+    async with aclosing(rest_sink(api)) as sink:
         ada = await sink.create({"email": "ada@example.com"})
         bob = await sink.create({"email": "bob@example.com"})
         outcomes = await sink.bulk([
@@ -56,7 +57,7 @@ async def test_rest_bulk_gives_each_write_its_own_outcome(api: RefApi) -> None:
 
 
 async def test_patch_updates_become_merge_operations(api: RefApi) -> None:
-    async with aclosing(_rest(api, update_method="PATCH")) as sink:
+    async with aclosing(rest_sink(api, update_method="PATCH")) as sink:
         ada = await sink.create({"email": "ada@example.com", "name": "Ada"})
         (merged, _) = await sink.bulk([
             BulkWrite("update", ada.id, {"name": "Ada L."}),
@@ -69,14 +70,14 @@ async def test_patch_updates_become_merge_operations(api: RefApi) -> None:
 
 async def test_a_failed_bulk_call_fails_every_write_alike(api: RefApi) -> None:
     api.inject_fault(status=503, path=f"{PATH}/_bulk")
-    async with aclosing(_rest(api)) as sink:
+    async with aclosing(rest_sink(api)) as sink:
         with pytest.raises(SinkTransientError, match="HTTP 503"):
             await sink.bulk([BulkWrite("create", payload={"email": f"{i}@x.io"}) for i in range(3)])
     assert api.store.counts() == {}
 
 
 async def test_without_bulk_path_there_is_no_bulk_form(api: RefApi) -> None:
-    async with aclosing(_rest(api, bulk_path=None)) as sink:
+    async with aclosing(rest_sink(api, bulk_path=None)) as sink:
         assert sink.bulk_max == 0
         with pytest.raises(NotImplementedError):
             await sink.bulk([BulkWrite("create", payload={})])
@@ -106,7 +107,7 @@ async def _write_concurrently(sink: BatchingSink, n: int, ids: list[str]) -> lis
 
 
 async def test_concurrent_writes_go_out_bulk_max_at_a_time(api: RefApi) -> None:
-    async with aclosing(BatchingSink(_rest(api, bulk_max=10))) as sink:
+    async with aclosing(BatchingSink(rest_sink(api, bulk_max=10))) as sink:
         existing = [await sink.inner.create({"email": f"{i}@example.com"}) for i in range(5)]
         outcomes = await _write_concurrently(sink, 25, [r.id for r in existing])
     assert all(isinstance(r, ExternalRecord) for r, _ in outcomes)
@@ -117,7 +118,7 @@ async def test_concurrent_writes_go_out_bulk_max_at_a_time(api: RefApi) -> None:
 
 
 async def test_one_write_alone_is_a_plain_call(api: RefApi) -> None:
-    async with aclosing(BatchingSink(_rest(api))) as sink:
+    async with aclosing(BatchingSink(rest_sink(api))) as sink:
         created = await sink.create({"email": "ada@example.com"})
         assert await sink.delete(created.id) is True
         assert await sink.delete(created.id) is False
@@ -125,7 +126,7 @@ async def test_one_write_alone_is_a_plain_call(api: RefApi) -> None:
 
 
 async def test_a_write_error_stays_with_its_write(api: RefApi) -> None:
-    async with aclosing(BatchingSink(_rest(api))) as sink:
+    async with aclosing(BatchingSink(rest_sink(api))) as sink:
         ada = await sink.create({"email": "ada@example.com"})
         results = await asyncio.gather(
             sink.update(ada.id, {"email": "a@x.io"}, expected_row_id="stale"),
@@ -139,7 +140,7 @@ async def test_a_write_error_stays_with_its_write(api: RefApi) -> None:
 
 async def test_a_failed_bulk_call_reaches_every_waiting_write(api: RefApi) -> None:
     api.inject_fault(status=429, retry_after=3, path=f"{PATH}/_bulk")
-    async with aclosing(BatchingSink(_rest(api))) as sink:
+    async with aclosing(BatchingSink(rest_sink(api))) as sink:
         outcomes = await _write_concurrently(sink, 4, [])
     errors = [r for r, _ in outcomes]
     assert all(type(e) is SinkTransientError and e.retry_after == 3.0 for e in errors)

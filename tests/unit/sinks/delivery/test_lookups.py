@@ -15,21 +15,13 @@ from cdcsync.refapi import RefApi
 from cdcsync.sinks.base import CallCounter, ExternalRecord, call_counter
 from cdcsync.sinks.delivery.bulk import BatchingSink
 from cdcsync.sinks.providers.rest import RestSettings, RestSink
-
-TOKEN = "sinks-test-token"  # the token conftest's ``api`` accepts
-PATH = "/api/v1/contacts"
+from tests.unit.sinks.delivery.test_bulk import PATH, TOKEN, rest_sink
 
 
 def _sink(api: RefApi, **overrides: Any) -> BatchingSink:
-    values: dict[str, Any] = {
-        "base_url": api.url,
-        "collection_path": PATH,
-        "object_type": "contact",
-        "token": TOKEN,
-        "find_many_param": "{field}__in",  # django-filter's form, which the reference API takes
-        "find_many_max": 10,
-    }
-    return BatchingSink(RestSink(RestSettings(**(values | overrides))))
+    # django-filter's form, which the reference API takes; no bulk endpoint
+    lookups = {"bulk_path": None, "find_many_param": "{field}__in", "find_many_max": 10}
+    return BatchingSink(rest_sink(api, **(lookups | overrides)))
 
 
 def _lists(api: RefApi) -> int:
